@@ -1,0 +1,22 @@
+"""attn_lesson: the small helper package shared by every chapter of "Attention in Vision".
+
+Modules: ``runtime`` (device, profile, seeding), ``data`` (Cluttered Digits, batches,
+CIFAR-10), ``models`` (residual backbone with an attention slot), ``train`` (fit,
+evaluate, seeds), ``cost`` (parameters, FLOPs, latency), ``viz`` (plots).
+"""
+from .cost import CostTable, count_flops, count_params, cost_table, measure_latency
+from .data import (BatchIterator, DataUnavailableError, DigitSet, cluttered_digits, glyph_pools,
+                   load_cifar10, random_crop_flip, random_shift)
+from .models import BasicBlock, ResNetBackbone, conv_bn_relu
+from .runtime import Profile, env_report, get_device, get_profile, seed_everything
+from .train import History, SeedRuns, evaluate, fit, mean_std, run_seeds
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BatchIterator", "BasicBlock", "CostTable", "DataUnavailableError", "DigitSet", "History",
+    "Profile", "ResNetBackbone", "SeedRuns", "cluttered_digits", "conv_bn_relu", "cost_table",
+    "count_flops", "count_params", "env_report", "evaluate", "fit", "get_device", "get_profile",
+    "glyph_pools", "load_cifar10", "mean_std", "measure_latency", "random_crop_flip",
+    "random_shift", "run_seeds", "seed_everything",
+]

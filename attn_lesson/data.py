@@ -1,0 +1,393 @@
+"""Offline data for the course.
+
+* :func:`cluttered_digits` renders **Cluttered Digits**: real handwritten digits from
+  scikit-learn's bundled 8x8 set (no download), upscaled and placed on a larger canvas
+  among clutter fragments cut from other digits. Every image comes with its label, the
+  digit's ground-truth box and a mask of the digit's own pixels.
+* :class:`BatchIterator` serves shuffled mini-batches from tensors that already live on
+  the training device, with augmentation applied to whole batches at once.
+* :func:`load_cifar10` reads CIFAR-10 in its own python format (download through
+  torchvision when the network allows it; otherwise one clear error).
+"""
+from __future__ import annotations
+
+import math
+import pickle
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+GLYPH = 8  # side of a scikit-learn digit glyph, in pixels
+TEST_FRACTION = 0.3
+BOX_THRESHOLD = 0.1  # a canvas pixel belongs to the digit when its intensity exceeds this
+
+
+# --------------------------------------------------------------------------- glyphs
+_GLYPH_CACHE: dict[str, torch.Tensor] = {}
+
+
+def _all_glyphs() -> tuple[torch.Tensor, torch.Tensor]:
+    if "images" not in _GLYPH_CACHE:
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        _GLYPH_CACHE["images"] = torch.tensor(d.images, dtype=torch.float32) / 16.0
+        _GLYPH_CACHE["labels"] = torch.tensor(d.target, dtype=torch.int64)
+    return _GLYPH_CACHE["images"], _GLYPH_CACHE["labels"]
+
+
+def glyph_pools() -> dict[str, torch.Tensor]:
+    """Indices into scikit-learn's 1,797 digits for the ``train`` and ``test`` pools.
+
+    The split is fixed (stratified by class, 30 % of each class to ``test``), so test
+    images are always drawn in handwriting the model never saw during training.
+    """
+    _, labels = _all_glyphs()
+    g = torch.Generator().manual_seed(20180618)
+    train, test = [], []
+    for c in range(10):
+        idx = torch.nonzero(labels == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        k = int(round(TEST_FRACTION * len(idx)))
+        test.append(idx[:k])
+        train.append(idx[k:])
+    return {"train": torch.sort(torch.cat(train)).values, "test": torch.sort(torch.cat(test)).values}
+
+
+# --------------------------------------------------------------------------- dataset
+@dataclass
+class DigitSet:
+    """A rendered set of Cluttered Digits.
+
+    Attributes
+    ----------
+    images : float tensor ``(n, C, H, W)`` in ``[0, 1]``; ``C`` is 1, or 3 with ``colour``.
+    labels : int64 ``(n,)``, or ``(n, k)`` with ``k = n_digits > 1`` (left to right).
+    boxes  : float ``(n, 4)`` or ``(n, k, 4)`` as ``(x0, y0, x1, y1)`` in pixels,
+             ``x1``/``y1`` exclusive: the tight box around the digit's own ink.
+    masks  : bool ``(n, H, W)``: the pixels that belong to the digit(s), not the clutter.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    boxes: torch.Tensor
+    masks: torch.Tensor
+    split: str
+    params: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def to(self, device) -> "DigitSet":
+        return DigitSet(self.images.to(device), self.labels.to(device), self.boxes.to(device),
+                        self.masks.to(device), self.split, dict(self.params))
+
+    def subset(self, index) -> "DigitSet":
+        return DigitSet(self.images[index], self.labels[index], self.boxes[index],
+                        self.masks[index], self.split, dict(self.params))
+
+    def __repr__(self) -> str:
+        c, h, w = self.images.shape[1:]
+        return (f"DigitSet(split={self.split!r}, n={len(self)}, images={c}x{h}x{w}, "
+                f"params={self.params})")
+
+
+def _as_hw(canvas) -> tuple[int, int]:
+    if isinstance(canvas, (int, np.integer)) and not isinstance(canvas, bool):
+        h = w = int(canvas)
+    elif isinstance(canvas, (tuple, list)) and len(canvas) == 2:
+        h, w = (int(v) for v in canvas)
+    else:
+        raise ValueError(f"canvas must be an int or a (height, width) pair, got {canvas!r}")
+    if h < GLYPH or w < GLYPH:
+        raise ValueError(f"canvas must be at least {GLYPH} pixels on each side, got {(h, w)}")
+    return h, w
+
+
+def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        allowed = f">= {lo}" if hi is None else f"between {lo} and {hi}"
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+    return int(value)
+
+
+def _render(glyphs, gx0, gy0, size, x0, y0, scale, hw):
+    """Paint square windows of glyphs onto canvases, one per batch row.
+
+    Row ``i`` copies the glyph window that starts at glyph pixel ``(gx0, gy0)`` and is
+    ``size`` glyph pixels wide, scaled by ``scale`` and placed with its top-left corner at
+    canvas pixel ``(x0, y0)``; bilinear resampling, zeros outside the window.
+    """
+    h, w = hw
+    n = glyphs.shape[0]
+    u = torch.arange(w, dtype=torch.float32).view(1, 1, w) + 0.5
+    v = torch.arange(h, dtype=torch.float32).view(1, h, 1) + 0.5
+    s = scale.view(n, 1, 1)
+    lx = (u - x0.view(n, 1, 1)) / s  # position inside the window, in glyph pixels
+    ly = (v - y0.view(n, 1, 1)) / s
+    size = size.view(n, 1, 1)
+    inside = (lx >= 0) & (lx < size) & (ly >= 0) & (ly < size)
+    gx = (gx0.view(n, 1, 1) + lx).expand(n, h, w)
+    gy = (gy0.view(n, 1, 1) + ly).expand(n, h, w)
+    grid = torch.stack([(gx / GLYPH) * 2 - 1, (gy / GLYPH) * 2 - 1], dim=-1)
+    out = F.grid_sample(glyphs.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=False)[:, 0]
+    return out * inside
+
+
+def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
+                     scale: tuple[float, float] = (1.5, 2.5), clutter: int = 4,
+                     fragment: int = 4, n_digits: int = 1, colour: bool = False,
+                     seed: int = 0) -> DigitSet:
+    """Render ``n`` Cluttered Digits images, deterministically from ``seed``.
+
+    Parameters
+    ----------
+    n : number of images.
+    split : ``"train"`` or ``"test"``; digits and clutter come only from that glyph pool
+        (see :func:`glyph_pools`), so test handwriting is unseen.
+    canvas : canvas side in pixels, or ``(height, width)``.
+    scale : ``(low, high)`` range of the upscaling factor of the 8x8 glyph; a digit's side
+        is ``8 * scale`` pixels, drawn uniformly per image (default 12 to 20 pixels).
+    clutter : number of clutter fragments per image (``0`` for clean digits).
+    fragment : side, in glyph pixels (1 to 8), of the square cut from another digit for
+        each clutter fragment; it is scaled like a digit.
+    n_digits : digits per image, placed left to right in equal-width slots.
+    colour : when ``True`` images have 3 channels and every digit / fragment gets its own
+        random colour; otherwise 1 grey channel.
+    seed : the same ``(seed, split, arguments)`` always give the same images.
+    """
+    n = _check_int("n", n, 1)
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    h, w = _as_hw(canvas)
+    try:
+        lo, hi = (float(v) for v in scale)
+    except (TypeError, ValueError):
+        raise ValueError(f"scale must be a (low, high) pair of numbers, got {scale!r}") from None
+    if not (0 < lo <= hi):
+        raise ValueError(f"scale must satisfy 0 < low <= high, got low={lo}, high={hi}"
+                         + (" (the range is reversed)" if lo > hi > 0 else ""))
+    clutter = _check_int("clutter", clutter, 0)
+    fragment = _check_int("fragment", fragment, 1, GLYPH)
+    n_digits = _check_int("n_digits", n_digits, 1)
+    seed = _check_int("seed", seed, 0)
+    side_max = GLYPH * hi
+    slot_w = w / n_digits
+    if side_max > h or side_max > slot_w:
+        raise ValueError(
+            f"canvas {h}x{w} is too small for {n_digits} digit(s) of up to {side_max:g} pixels "
+            f"(8 * scale high={hi:g}); each digit needs a {side_max:g}x{side_max:g} slot, so use "
+            f"height >= {math.ceil(side_max)} and width >= {math.ceil(side_max * n_digits)}, "
+            f"or a smaller scale")
+
+    g = torch.Generator().manual_seed(seed * 2 + (split == "test"))
+    images_all, labels_all = _all_glyphs()
+    pool = glyph_pools()[split]
+    channels = 3 if colour else 1
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=g)
+
+    def colours(m):
+        return 0.35 + 0.65 * rand(m, 3)
+
+    img = torch.zeros(n, channels, h, w)
+    digit_layer = torch.zeros(n, h, w)
+    labels = torch.zeros(n, n_digits, dtype=torch.int64)
+    boxes = torch.zeros(n, n_digits, 4)
+    for k in range(n_digits):
+        pick = pool[torch.randint(len(pool), (n,), generator=g)]
+        labels[:, k] = labels_all[pick]
+        s = lo + (hi - lo) * rand(n)
+        side = GLYPH * s
+        x0 = k * slot_w + (slot_w - side) * rand(n)
+        y0 = (h - side) * rand(n)
+        zeros = torch.zeros(n)
+        layer = _render(images_all[pick], zeros, zeros, torch.full((n,), float(GLYPH)), x0, y0, s, (h, w))
+        ink = layer > BOX_THRESHOLD
+        rows, cols = ink.any(dim=2), ink.any(dim=1)
+        ar_h, ar_w = torch.arange(h), torch.arange(w)
+        big = 10**6
+        boxes[:, k, 0] = torch.where(cols, ar_w, big).amin(1)
+        boxes[:, k, 1] = torch.where(rows, ar_h, big).amin(1)
+        boxes[:, k, 2] = torch.where(cols, ar_w, -1).amax(1) + 1
+        boxes[:, k, 3] = torch.where(rows, ar_h, -1).amax(1) + 1
+        digit_layer = torch.maximum(digit_layer, layer)
+        col = colours(n) if colour else torch.ones(n, 1)
+        img = torch.maximum(img, layer.unsqueeze(1) * col.view(n, channels, 1, 1))
+    masks = digit_layer > BOX_THRESHOLD
+    for _ in range(clutter):
+        pick = pool[torch.randint(len(pool), (n,), generator=g)]
+        gx0 = torch.randint(GLYPH - fragment + 1, (n,), generator=g).float()
+        gy0 = torch.randint(GLYPH - fragment + 1, (n,), generator=g).float()
+        s = lo + (hi - lo) * rand(n)
+        fside = fragment * s
+        x0 = (w - fside) * rand(n)
+        y0 = (h - fside) * rand(n)
+        layer = _render(images_all[pick], gx0, gy0, torch.full((n,), float(fragment)), x0, y0, s, (h, w))
+        col = colours(n) if colour else torch.ones(n, 1)
+        img = torch.maximum(img, layer.unsqueeze(1) * col.view(n, channels, 1, 1))
+    if n_digits == 1:
+        labels, boxes = labels[:, 0], boxes[:, 0]
+    params = dict(canvas=(h, w), scale=(lo, hi), clutter=clutter, fragment=fragment,
+                  n_digits=n_digits, colour=colour, seed=seed)
+    return DigitSet(img.contiguous(), labels, boxes, masks, split, params)
+
+
+# --------------------------------------------------------------------------- batches
+def random_shift(max_shift: int = 2) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """Augmentation: translate every image of a batch by its own random integer offset in
+    ``[-max_shift, max_shift]`` pixels (zero fill). No flips: a mirrored digit is another
+    symbol."""
+    max_shift = _check_int("max_shift", max_shift, 0)
+
+    def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        if max_shift == 0:
+            return x
+        b = x.shape[0]
+        d = torch.randint(-max_shift, max_shift + 1, (2, b), generator=g).to(x.device)
+        return _shift_batch(x, d[0], d[1], max_shift)
+
+    augment.__doc__ = f"random_shift(max_shift={max_shift})"
+    return augment
+
+
+def random_crop_flip(pad: int = 4) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """Augmentation for natural images (CIFAR-10): random ``pad``-pixel translation and a
+    random horizontal flip per image, applied to the whole batch."""
+    pad = _check_int("pad", pad, 0)
+
+    def augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        b = x.shape[0]
+        d = torch.randint(-pad, pad + 1, (2, b), generator=g).to(x.device)
+        flip = (torch.rand(b, generator=g) < 0.5).to(x.device)
+        x = _shift_batch(x, d[0], d[1], pad) if pad else x
+        return torch.where(flip.view(b, 1, 1, 1), x.flip(3), x)
+
+    return augment
+
+
+def _shift_batch(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, pad: int) -> torch.Tensor:
+    b, c, h, w = x.shape
+    xp = F.pad(x, (pad, pad, pad, pad))
+    rows = torch.arange(h, device=x.device).view(1, h) + (pad - dy).view(b, 1)
+    cols = torch.arange(w, device=x.device).view(1, w) + (pad - dx).view(b, 1)
+    bi = torch.arange(b, device=x.device).view(b, 1, 1)
+    out = xp[bi, :, rows.view(b, h, 1), cols.view(b, 1, w)]  # (b, h, w, c)
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+class BatchIterator:
+    """Mini-batches from tensors that stay on one device.
+
+    ``images``/``labels`` are moved to ``device`` once. Each pass over the iterator is one
+    epoch: a fresh permutation (when ``shuffle``) and, if given, ``augment(batch, generator)``
+    applied to whole batches. Deterministic for a given ``seed``.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 128, *,
+                 shuffle: bool = True, augment=None, drop_last: bool = False, seed: int = 0,
+                 device=None):
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(f"images and labels must have the same length, got "
+                             f"{images.shape[0]} and {labels.shape[0]}")
+        self.batch_size = _check_int("batch_size", batch_size, 1)
+        device = torch.device(device) if device is not None else images.device
+        self.images = images.to(device)
+        self.labels = labels.to(device)
+        self.shuffle, self.augment, self.drop_last = shuffle, augment, drop_last
+        self.generator = torch.Generator().manual_seed(_check_int("seed", seed, 0))
+
+    def __len__(self) -> int:
+        n = self.images.shape[0]
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self):
+        n = self.images.shape[0]
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.images.device)
+        else:
+            order = None
+        for i in range(len(self)):
+            lo, hi = i * self.batch_size, min(n, (i + 1) * self.batch_size)
+            if order is None:
+                x, y = self.images[lo:hi], self.labels[lo:hi]
+            else:
+                idx = order[lo:hi]
+                x, y = self.images[idx], self.labels[idx]
+            if self.augment is not None:
+                x = self.augment(x, self.generator)
+            yield x, y
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+CIFAR_DIR = "cifar-10-batches-py"
+CIFAR_ARCHIVE = "cifar-10-python.tar.gz"
+CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                 "dog", "frog", "horse", "ship", "truck")
+
+
+class DataUnavailableError(RuntimeError):
+    """Raised when a dataset is neither on disk nor downloadable."""
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with open(path, "rb") as f:
+        d = pickle.load(f, encoding="bytes")
+    data = np.asarray(d[b"data"], dtype=np.uint8)
+    labels = np.asarray(d[b"labels"], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
+        raise ValueError(f"{path} is not a CIFAR-10 batch: data shape {data.shape}, "
+                         f"{len(labels)} labels")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def load_cifar10(root="data", split: str = "train", *, download: bool = True,
+                 limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10 as ``(images, labels)``: float ``(n, 3, 32, 32)`` in ``[0, 1]``, int64 ``(n,)``.
+
+    Looks for ``root/cifar-10-batches-py`` (the python version of the data set), then for the
+    archive ``root/cifar-10-python.tar.gz`` (extracted in place), then, with ``download``,
+    asks torchvision to fetch it. Without network this raises :class:`DataUnavailableError`
+    saying how to get the data.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    root = Path(root)
+    folder = root / CIFAR_DIR
+    archive = root / CIFAR_ARCHIVE
+    if not folder.is_dir() and archive.is_file():
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(root, filter="data")
+    if not folder.is_dir():
+        if not download:
+            raise DataUnavailableError(_cifar_help(root, "it is not on disk and download=False"))
+        try:
+            import torchvision
+
+            torchvision.datasets.CIFAR10(str(root), train=True, download=True)
+        except Exception as exc:  # network errors surface as URLError / OSError / RuntimeError
+            raise DataUnavailableError(_cifar_help(root, f"the download failed ({type(exc).__name__}: {exc})")) from exc
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    parts = [_read_cifar_batch(folder / name) for name in names]
+    x = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    if limit is not None:
+        x, y = x[:limit], y[:limit]
+    return torch.from_numpy(x).float().div_(255), torch.from_numpy(y)
+
+
+def _cifar_help(root: Path, why: str) -> str:
+    return (f"CIFAR-10 is not available: {why}. Either run once with network access "
+            f"(load_cifar10(download=True)), or download {CIFAR_ARCHIVE} from "
+            f"https://www.cs.toronto.edu/~kriz/cifar.html and put it in {root.resolve()}/ "
+            f"(the archive or its extracted {CIFAR_DIR}/ folder both work). The rest of the "
+            f"course runs offline on Cluttered Digits.")

@@ -1,0 +1,151 @@
+"""A small residual backbone with an attention slot in every block.
+
+``ResNetBackbone(attention=factory)`` builds a 3-stage residual network (default widths
+16/32/64, one block per stage, stride-2 stem) in which every :class:`BasicBlock` calls
+``factory(channels)`` to create its attention module. ``attention=None`` gives the
+plain baseline. ``model.features(x)`` returns every stage's output, which later chapters
+need for attention maps and for Learn-to-Pay-Attention.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+AttentionFactory = Callable[[int], nn.Module]
+POSITIONS = ("standard", "pre", "post", "identity")
+
+
+def conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
+    """``kernel x kernel`` convolution (no bias), batch norm, ReLU."""
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers plus a shortcut, with an optional attention module.
+
+    Where the attention module sits (``position``; the SENet paper's integration study):
+
+    * ``"standard"``: on the residual branch after its last BN, before the addition
+      (the SE-ResNet placement): ``y = relu(x' + A(F(x)))``.
+    * ``"pre"``: on the block input, before the residual branch: ``y = relu(x' + F(A(x)))``.
+    * ``"post"``: after the addition and the ReLU, i.e. on the main path:
+      ``y = A(relu(x' + F(x)))``.
+    * ``"identity"``: on the shortcut, in parallel with the branch: ``y = relu(A(x') + F(x))``.
+
+    Here ``x'`` is the shortcut (identity, or a 1x1 conv + BN when the shape changes).
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int = 1,
+                 attention: AttentionFactory | None = None, position: str = "standard"):
+        super().__init__()
+        if position not in POSITIONS:
+            raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
+        self.position = position
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+        else:
+            self.shortcut = nn.Identity()
+        if attention is None:
+            self.attention = nn.Identity()
+        else:
+            att_channels = cin if position == "pre" else cout
+            self.attention = attention(att_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.position == "pre":
+            x = self.attention(x)
+        identity = self.shortcut(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.position == "standard":
+            out = self.attention(out)
+        elif self.position == "identity":
+            identity = self.attention(identity)
+        out = self.relu(out + identity)
+        if self.position == "post":
+            out = self.attention(out)
+        return out
+
+
+class ResNetBackbone(nn.Module):
+    """Stem, three residual stages, global average pooling and a linear classifier.
+
+    Parameters
+    ----------
+    in_channels : channels of the input images (1 for grey Cluttered Digits, 3 for colour).
+    num_classes : classifier outputs.
+    widths : channels of each stage; stage ``i > 0`` halves the resolution.
+    depths : residual blocks per stage.
+    stem_stride : 2 halves the input resolution in the stem (fast, the cpu default), 1 keeps it.
+    attention : ``factory(channels) -> nn.Module`` called once per block, or ``None``.
+    position : where each block applies its attention module (see :class:`BasicBlock`).
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10,
+                 widths: tuple[int, ...] = (16, 32, 64), depths: tuple[int, ...] = (1, 1, 1),
+                 stem_stride: int = 2, attention: AttentionFactory | None = None,
+                 position: str = "standard"):
+        super().__init__()
+        for name, val in (("in_channels", in_channels), ("num_classes", num_classes)):
+            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+                raise ValueError(f"{name} must be a positive int, got {val!r}")
+        widths, depths = tuple(widths), tuple(depths)
+        if not widths or len(widths) != len(depths):
+            raise ValueError(f"widths and depths must be non-empty and of equal length, got "
+                             f"widths={widths}, depths={depths}")
+        if any(w < 1 for w in widths) or any(d < 1 for d in depths):
+            raise ValueError(f"widths and depths must be positive, got widths={widths}, depths={depths}")
+        if stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
+        if position not in POSITIONS:
+            raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
+        self.in_channels = in_channels
+        self.widths = widths
+        self.stem = conv_bn_relu(in_channels, widths[0], 3, stem_stride)
+        stages, cin = [], widths[0]
+        for i, (w, d) in enumerate(zip(widths, depths)):
+            blocks = []
+            for j in range(d):
+                stride = 2 if (i > 0 and j == 0) else 1
+                blocks.append(BasicBlock(cin, w, stride, attention, position))
+                cin = w
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.ModuleList(stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(cin, num_classes)
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"expected a batch of shape (B, {self.in_channels}, H, W) because the backbone "
+                f"was built with in_channels={self.in_channels}; got shape {tuple(x.shape)}")
+
+    def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Intermediate feature maps: ``{"stem": ..., "stage1": ..., "stage2": ..., ...}``."""
+        self._check(x)
+        out = {"stem": self.stem(x)}
+        h = out["stem"]
+        for i, stage in enumerate(self.stages, start=1):
+            h = stage(h)
+            out[f"stage{i}"] = h
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        h = self.stem(x)
+        for stage in self.stages:
+            h = stage(h)
+        return self.head(torch.flatten(self.pool(h), 1))
+
+    def attention_modules(self) -> list[nn.Module]:
+        """The attention module of every block, in order (empty for the baseline)."""
+        return [b.attention for s in self.stages for b in s if not isinstance(b.attention, nn.Identity)]

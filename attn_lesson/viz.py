@@ -1,0 +1,157 @@
+"""Plots used across chapters. Every function returns the matplotlib ``Figure``."""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _np(x):
+    return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _img(ax, image):
+    a = _np(image)
+    if a.ndim == 3 and a.shape[0] in (1, 3):
+        a = a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+    ax.imshow(np.clip(a, 0, 1), cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1)
+    ax.set_xticks([]), ax.set_yticks([])
+
+
+def _box(ax, box, color="tab:red"):
+    x0, y0, x1, y1 = (float(v) for v in box)
+    ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
+                               edgecolor=color, linewidth=1.5))
+
+
+def show_images(images, labels=None, boxes=None, preds=None, *, ncols: int = 8,
+                size: float = 1.6, title: str | None = None):
+    """A grid of images with optional labels, predictions and ground-truth boxes."""
+    n = len(images)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        _img(ax, images[i])
+        if boxes is not None:
+            b = _np(boxes[i])
+            for bb in (b if b.ndim == 2 else [b]):
+                _box(ax, bb)
+        parts = []
+        if labels is not None:
+            lab = _np(labels[i])
+            parts.append(f"y={lab.tolist()}" if lab.ndim else f"y={int(lab)}")
+        if preds is not None:
+            parts.append(f"ŷ={int(_np(preds[i]))}")
+        if parts:
+            wrong = preds is not None and labels is not None and int(_np(preds[i])) != int(_np(labels[i]))
+            ax.set_title(" ".join(parts), fontsize=8, color="tab:red" if wrong else "black")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def overlay_attention(images, maps, boxes=None, *, ncols: int = 8, size: float = 1.6,
+                      alpha: float = 0.5, cmap: str = "jet", titles=None, title: str | None = None):
+    """Attention maps (any resolution, upsampled bilinearly) drawn over their images."""
+    n = len(images)
+    images = torch.as_tensor(_np(images))
+    maps = torch.as_tensor(_np(maps))
+    if maps.dim() == 4:
+        maps = maps[:, 0]
+    h, w = images.shape[-2:]
+    up = F.interpolate(maps.unsqueeze(1).float(), size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        _img(ax, images[i])
+        m = up[i].numpy()
+        rng = m.max() - m.min()
+        ax.imshow((m - m.min()) / (rng if rng > 0 else 1), cmap=cmap, alpha=alpha, vmin=0, vmax=1)
+        if boxes is not None:
+            _box(ax, _np(boxes[i]), color="white")
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(histories, *, metrics=("train_loss", "test_acc"), title: str | None = None):
+    """Learning curves, one panel per metric; runs with the same label share a colour."""
+    histories = list(histories)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.4), squeeze=False)
+    labels = list(dict.fromkeys(h.label for h in histories))
+    colours = {lab: plt.cm.tab10(i % 10) for i, lab in enumerate(labels)}
+    for ax, metric in zip(axes.flat, metrics):
+        seen = set()
+        for h in histories:
+            ys = getattr(h, metric)
+            ax.plot(range(1, len(ys) + 1), ys, marker="o", ms=3, color=colours[h.label], alpha=0.8,
+                    label=None if h.label in seen else h.label)
+            seen.add(h.label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric.replace("_", " "))
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def bar_errors(names, means, stds, *, ylabel: str = "test accuracy", points=None,
+               title: str | None = None, ylim=None):
+    """Bars of means with ± std error bars; ``points`` (one list per bar) adds each run."""
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(names), 3.4))
+    x = np.arange(len(names))
+    ax.bar(x, means, yerr=stds, capsize=5, color=[plt.cm.tab10(i % 10) for i in x], alpha=0.75)
+    if points is not None:
+        for i, pts in enumerate(points):
+            ax.scatter(np.full(len(pts), i) + np.linspace(-0.15, 0.15, len(pts)), pts,
+                       color="black", s=12, zorder=3)
+    ax.set_xticks(x, names, rotation=20 if len(names) > 4 else 0)
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.grid(axis="y", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap_grid(arrays, *, row_labels=None, col_labels=None, cmap: str = "viridis",
+                 size: float = 1.8, title: str | None = None, colorbar: bool = True, vmin=None, vmax=None):
+    """A grid of 2-D heatmaps; ``arrays`` is a nested list ``[row][col]`` or a 4-D array."""
+    grid = [[_np(a) for a in row] for row in arrays]
+    nrows, ncols = len(grid), max(len(r) for r in grid)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.8, size * nrows + 0.3), squeeze=False)
+    im = None
+    for i in range(nrows):
+        for j in range(ncols):
+            ax = axes[i, j]
+            ax.set_xticks([]), ax.set_yticks([])
+            if j >= len(grid[i]):
+                ax.axis("off")
+                continue
+            im = ax.imshow(grid[i][j], cmap=cmap, vmin=vmin, vmax=vmax)
+            if col_labels is not None and i == 0:
+                ax.set_title(str(col_labels[j]), fontsize=9)
+            if row_labels is not None and j == 0:
+                ax.set_ylabel(str(row_labels[i]), fontsize=9)
+    if colorbar and im is not None and vmin is not None and vmax is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
+    if title:
+        fig.suptitle(title)
+    return fig
