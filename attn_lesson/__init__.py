@@ -4,6 +4,7 @@ Modules: ``runtime`` (device, profile, seeding), ``data`` (Cluttered Digits, bat
 CIFAR-10), ``models`` (residual backbone with an attention slot), ``train`` (fit,
 evaluate, seeds), ``cost`` (parameters, FLOPs, latency), ``viz`` (plots).
 """
+from . import viz
 from .cost import CostTable, count_flops, count_params, cost_table, measure_latency
 from .data import (BatchIterator, DataUnavailableError, DigitSet, cluttered_digits, glyph_pools,
                    load_cifar10, random_crop_flip, random_shift)
@@ -18,5 +19,5 @@ __all__ = [
     "Profile", "ResNetBackbone", "SeedRuns", "cluttered_digits", "conv_bn_relu", "cost_table",
     "count_flops", "count_params", "env_report", "evaluate", "fit", "get_device", "get_profile",
     "glyph_pools", "load_cifar10", "mean_std", "measure_latency", "random_crop_flip",
-    "random_shift", "run_seeds", "seed_everything",
+    "random_shift", "run_seeds", "seed_everything", "viz",
 ]

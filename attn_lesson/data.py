@@ -366,7 +366,10 @@ def load_cifar10(root="data", split: str = "train", *, download: bool = True,
     archive = root / CIFAR_ARCHIVE
     if not folder.is_dir() and archive.is_file():
         with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(root, filter="data")
+            try:
+                tar.extractall(root, filter="data")
+            except TypeError:  # Python without tar extraction filters
+                tar.extractall(root)
     if not folder.is_dir():
         if not download:
             raise DataUnavailableError(_cifar_help(root, "it is not on disk and download=False"))

@@ -111,8 +111,10 @@ def fit(model: nn.Module, train, test=None, *, epochs: int = 5, lr: float = 5e-3
     scaler = torch.amp.GradScaler("cuda", enabled=need_scaler)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps = epochs * len(loader)
+    # OneCycleLR divides by zero when pct_start * total_steps == 1 (e.g. 4 steps at 0.25)
+    pct_start = 0.25 if steps != 4 else 0.3
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
-                                                pct_start=0.25)
+                                                pct_start=pct_start)
     hist = History(label=label, seed=seed)
     bar = tqdm(total=steps, desc=f"{label} (seed {seed})", disable=not progress, leave=True)
     t_start = time.perf_counter()
@@ -164,6 +166,7 @@ class SeedRuns:
 
     label: str
     histories: list[History]
+    models: list = field(default_factory=list, repr=False)  # the trained models, one per seed
 
     @property
     def accs(self) -> list[float]:
@@ -194,16 +197,18 @@ def run_seeds(make_model: Callable[[], nn.Module], train, test, *, seeds=(0, 1, 
 
     Before each run, :func:`seed_everything` is called with the seed, so both the model's
     initial weights and the batch order differ between seeds and repeat exactly for a seed.
+    The trained models are kept in ``.models`` for inspection.
     """
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds must contain at least one seed")
-    histories = []
+    histories, models = [], []
     for s in seeds:
         seed_everything(s)
         model = make_model()
         histories.append(fit(model, train, test, seed=s, label=label, **fit_kwargs))
-    return SeedRuns(label, histories)
+        models.append(model)
+    return SeedRuns(label, histories, models)
 
 
 def mean_std(values) -> tuple[float, float]:

@@ -44,12 +44,12 @@ def show_images(images, labels=None, boxes=None, preds=None, *, ncols: int = 8,
                 _box(ax, bb)
         parts = []
         if labels is not None:
-            lab = _np(labels[i])
-            parts.append(f"y={lab.tolist()}" if lab.ndim else f"y={int(lab)}")
+            parts.append(f"y={_np(labels[i]).astype(int).tolist()}")
         if preds is not None:
-            parts.append(f"ŷ={int(_np(preds[i]))}")
+            parts.append(f"ŷ={_np(preds[i]).astype(int).tolist()}")
         if parts:
-            wrong = preds is not None and labels is not None and int(_np(preds[i])) != int(_np(labels[i]))
+            wrong = (preds is not None and labels is not None
+                     and not np.array_equal(_np(preds[i]).astype(int), _np(labels[i]).astype(int)))
             ax.set_title(" ".join(parts), fontsize=8, color="tab:red" if wrong else "black")
     if title:
         fig.suptitle(title)

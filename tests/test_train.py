@@ -1,0 +1,162 @@
+"""fit / evaluate / run_seeds on a tiny Cluttered Digits problem (CPU, a few seconds)."""
+import statistics
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attn_lesson import (History, ResNetBackbone, SeedRuns, cluttered_digits, evaluate, fit,
+                         mean_std, run_seeds, seed_everything)
+
+WIDTHS = (8, 16, 32)
+
+
+@pytest.fixture(scope="module")
+def train_set():
+    return cluttered_digits(600, "train", seed=1)
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    return cluttered_digits(200, "test", seed=1)
+
+
+def small_model():
+    return ResNetBackbone(widths=WIDTHS)
+
+
+def _train(seed, train, test=None, fit_seed=None, **kw):
+    seed_everything(seed)
+    model = small_model()
+    kw = {"epochs": 2, "device": "cpu", "progress": False, **kw}
+    hist = fit(model, train, test, seed=seed if fit_seed is None else fit_seed, **kw)
+    return model, hist
+
+
+def test_short_fit_learns_and_reports(train_set, test_set):
+    model, h = _train(0, train_set, test_set, epochs=3, label="tiny")
+    assert isinstance(h, History) and h.label == "tiny" and h.seed == 0
+    assert len(h.train_loss) == len(h.train_acc) == len(h.test_loss) == len(h.test_acc) == 3
+    assert h.train_loss[-1] < h.train_loss[0]
+    assert all(0 <= a <= 1 for a in h.train_acc + h.test_acc)
+    assert all(v > 0 for v in h.train_loss + h.test_loss)
+    assert h.images_per_sec > 0 and h.wall_time > 0
+    assert h.final_test_acc == h.test_acc[-1]
+    # the recorded test score is the score of the returned model
+    ev = evaluate(model, test_set)
+    assert ev["acc"] == pytest.approx(h.test_acc[-1])
+    assert ev["loss"] == pytest.approx(h.test_loss[-1], rel=1e-5)
+    assert "tiny" in repr(h) and "epochs=3" in repr(h)
+
+
+def test_fit_without_test_and_eval_only_at_end(train_set, test_set):
+    _, h = _train(0, train_set, epochs=1)
+    assert h.test_acc == [] and h.test_loss == [] and len(h.train_loss) == 1
+    assert h.final_test_acc != h.final_test_acc  # nan
+    _, h2 = _train(0, train_set, test_set, epochs=2, eval_every_epoch=False)
+    assert len(h2.train_loss) == 2 and len(h2.test_acc) == 1
+
+
+def test_same_seed_is_bit_identical_different_seed_differs(train_set):
+    m1, h1 = _train(3, train_set)
+    m2, h2 = _train(3, train_set)
+    s1, s2 = m1.state_dict(), m2.state_dict()
+    assert all(torch.equal(s1[k], s2[k]) for k in s1)
+    assert h1.train_loss == h2.train_loss and h1.train_acc == h2.train_acc
+    m3, h3 = _train(4, train_set)
+    assert not torch.equal(s1["head.weight"], m3.state_dict()["head.weight"])
+    assert h3.train_loss != h1.train_loss
+    # same initial weights, different batch order (fit's seed) also differs
+    m4, _ = _train(3, train_set, fit_seed=5)
+    assert not torch.equal(s1["head.weight"], m4.state_dict()["head.weight"])
+
+
+def test_fit_accepts_tensor_pair_and_rejects_other_data(train_set, test_set):
+    _, h_set = _train(2, train_set, test_set, epochs=1)
+    _, h_pair = _train(2, (train_set.images, train_set.labels),
+                       [test_set.images, test_set.labels], epochs=1)
+    assert h_pair.train_loss == h_set.train_loss and h_pair.test_acc == h_set.test_acc
+    model = small_model()
+    with pytest.raises(ValueError, match="DigitSet or an \\(images, labels\\) pair, got dict"):
+        fit(model, {"images": train_set.images}, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="got Tensor"):
+        fit(model, train_set.images, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="got tuple"):
+        evaluate(model, (train_set.images,))
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(epochs=0), "epochs must be a positive int, got 0"),
+    (dict(epochs=1.5), "epochs must be a positive int, got 1.5"),
+    (dict(epochs=True), "epochs must be a positive int"),
+    (dict(lr=0), "lr must be positive, got 0"),
+    (dict(lr=-1e-3), "lr must be positive"),
+    (dict(lr=float("nan")), "lr must be positive"),
+])
+def test_fit_bad_arguments(train_set, kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        fit(small_model(), train_set, progress=False, **kwargs)
+
+
+def test_evaluate(train_set, test_set):
+    torch.manual_seed(0)
+    model = small_model()
+    model.train()
+    ev = evaluate(model, test_set, batch_size=64)
+    assert set(ev) == {"loss", "acc"} and 0 <= ev["acc"] <= 1 and ev["loss"] > 0
+    assert model.training, "evaluate must restore training mode"
+    model.eval()
+    with torch.no_grad():
+        logits = model(test_set.images)
+    assert ev["acc"] == pytest.approx((logits.argmax(1) == test_set.labels).float().mean().item())
+    assert ev["loss"] == pytest.approx(F.cross_entropy(logits, test_set.labels).item(), rel=1e-4)
+    # a tensor pair gives the same numbers; batch size does not matter
+    ev2 = evaluate(model, (test_set.images, test_set.labels), batch_size=500)
+    assert ev2["acc"] == ev["acc"] and ev2["loss"] == pytest.approx(ev["loss"], rel=1e-5)
+
+
+def test_run_seeds(train_set, test_set):
+    runs = run_seeds(small_model, train_set, test_set, seeds=(0, 1, 2), label="tiny",
+                     epochs=1, device="cpu", progress=False)
+    assert isinstance(runs, SeedRuns) and runs.label == "tiny"
+    assert len(runs.histories) == 3 and [h.seed for h in runs.histories] == [0, 1, 2]
+    assert all(h.label == "tiny" for h in runs.histories)
+    accs = [h.test_acc[-1] for h in runs.histories]
+    assert runs.accs == accs
+    assert runs.mean == pytest.approx(statistics.fmean(accs))
+    assert runs.std == pytest.approx(statistics.stdev(accs))
+    assert runs.wall_time == pytest.approx(sum(h.wall_time for h in runs.histories))
+    assert "n=3 seeds" in str(runs)
+    # each run is exactly what seed_everything(seed) + fit(seed=seed) gives
+    _, manual = _train(1, train_set, test_set, epochs=1, label="tiny")
+    assert manual.train_loss == runs.histories[1].train_loss
+    assert manual.test_acc == runs.histories[1].test_acc
+    # different seeds start from different weights
+    assert runs.histories[0].train_loss != runs.histories[1].train_loss
+
+
+def test_run_seeds_single_seed_and_empty(train_set, test_set):
+    with pytest.raises(ValueError, match="at least one seed"):
+        run_seeds(small_model, train_set, test_set, seeds=())
+    one = run_seeds(small_model, train_set.subset(slice(0, 200)), test_set, seeds=[5],
+                    epochs=1, device="cpu", progress=False)
+    assert len(one.histories) == 1 and one.std == 0.0 and one.mean == one.accs[0]
+
+
+def test_mean_std():
+    m, s = mean_std([0.9, 0.92, 0.94])
+    assert m == pytest.approx(0.92) and s == pytest.approx(0.02)
+    assert mean_std([0.5]) == (0.5, 0.0)
+    assert mean_std(torch.tensor([1.0, 3.0])) == (2.0, pytest.approx(2 ** 0.5))
+    with pytest.raises(ValueError, match="at least one value"):
+        mean_std([])
+
+
+def test_fit_with_exactly_four_steps(train_set):
+    """Regression: OneCycleLR used to divide by zero when a run had exactly 4 steps."""
+    small = train_set.subset(slice(0, 8))
+    for epochs, batch in [(1, 2), (2, 4), (4, 8)]:
+        seed_everything(0)
+        h = fit(small_model(), small, epochs=epochs, batch_size=batch, device="cpu", progress=False)
+        assert len(h.train_loss) == epochs
+        assert all(v == v for v in h.train_loss)  # finite, not nan
