@@ -75,7 +75,7 @@ def seed_everything(seed: int) -> torch.Generator:
     bit-identical results. On CUDA some kernels stay non-deterministic; the runs are
     then only statistically alike. Returns a ``torch.Generator`` seeded with ``seed``.
     """
-    if not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)

@@ -127,6 +127,9 @@ def test_run_seeds(train_set, test_set):
     assert runs.std == pytest.approx(statistics.stdev(accs))
     assert runs.wall_time == pytest.approx(sum(h.wall_time for h in runs.histories))
     assert "n=3 seeds" in str(runs)
+    # the trained models are kept, one per seed, and score what their history says
+    assert len(runs.models) == 3 and all(isinstance(m, ResNetBackbone) for m in runs.models)
+    assert [evaluate(m, test_set)["acc"] for m in runs.models] == pytest.approx(accs)
     # each run is exactly what seed_everything(seed) + fit(seed=seed) gives
     _, manual = _train(1, train_set, test_set, epochs=1, label="tiny")
     assert manual.train_loss == runs.histories[1].train_loss
