@@ -2,9 +2,11 @@
 
 Modules: ``runtime`` (device, profile, seeding), ``data`` (Cluttered Digits, batches,
 CIFAR-10), ``models`` (residual backbone with an attention slot), ``train`` (fit,
-evaluate, seeds), ``cost`` (parameters, FLOPs, latency), ``viz`` (plots).
+evaluate, seeds), ``cost`` (parameters, FLOPs, latency), ``viz`` (plots), ``channel``
+(channel attention: SE, ECA, SK).
 """
 from . import viz
+from .channel import ECAModule, SEModule, SKAttention, SKConv, eca, eca_kernel_size, se, sk
 from .cost import CostTable, count_flops, count_params, cost_table, measure_latency
 from .data import (BatchIterator, DataUnavailableError, DigitSet, cluttered_digits, glyph_pools,
                    load_cifar10, random_crop_flip, random_shift)
@@ -15,9 +17,10 @@ from .train import History, SeedRuns, evaluate, fit, mean_std, run_seeds
 __version__ = "0.1.0"
 
 __all__ = [
-    "BatchIterator", "BasicBlock", "CostTable", "DataUnavailableError", "DigitSet", "History",
-    "Profile", "ResNetBackbone", "SeedRuns", "cluttered_digits", "conv_bn_relu", "cost_table",
-    "count_flops", "count_params", "env_report", "evaluate", "fit", "get_device", "get_profile",
+    "BatchIterator", "BasicBlock", "CostTable", "DataUnavailableError", "DigitSet", "ECAModule",
+    "History", "Profile", "ResNetBackbone", "SEModule", "SKAttention", "SKConv", "SeedRuns",
+    "cluttered_digits", "conv_bn_relu", "cost_table", "count_flops", "count_params", "eca",
+    "eca_kernel_size", "env_report", "evaluate", "fit", "get_device", "get_profile",
     "glyph_pools", "load_cifar10", "mean_std", "measure_latency", "random_crop_flip",
-    "random_shift", "run_seeds", "seed_everything", "viz",
+    "random_shift", "run_seeds", "se", "seed_everything", "sk", "viz",
 ]
