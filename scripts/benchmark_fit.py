@@ -45,7 +45,8 @@ def make_model(seed):
 
 
 def train_loop(model, batches, epochs, lr=5e-3):
-    """The floor: no metrics, no progress bar; same optimiser and schedule as fit."""
+    """The floor: no metrics, no progress bar; same optimiser and schedule as fit.
+    ``batches`` is a list of pre-sliced batches or a DataLoader (re-iterated every epoch)."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     steps = epochs * len(batches)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.25)
@@ -88,7 +89,7 @@ def main():
         res["fit+shift"].append(h.images_per_sec)
         loader = DataLoader(PerSampleDigits(data.images, data.labels, 2), batch_size=bs,
                             shuffle=True, drop_last=True, num_workers=0)
-        res["DataLoader+shift"].append(loader_loop(make_model(r), loader, a.epochs))
+        res["DataLoader+shift"].append(train_loop(make_model(r), loader, a.epochs))
     # the input pipeline alone: one epoch of augmented batches, no model
     pipe = {"BatchIterator+shift": [], "DataLoader+shift": []}
     for r in range(max(5, a.repeats)):
@@ -114,25 +115,6 @@ def main():
     print(f"BatchIterator / DataLoader = {pm['BatchIterator+shift'] / pm['DataLoader+shift']:.1f}x")
     print("(on a CPU the model's forward/backward dominates end-to-end time, so a faster input\n"
           " pipeline moves the end-to-end ratio much less than the pipeline-only ratio)")
-
-
-def loader_loop(model, loader, epochs, lr=5e-3):
-    """Same as train_loop, but batches come from the DataLoader each epoch (timed)."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
-    steps = epochs * len(loader)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.25)
-    model.train()
-    seen = 0
-    t0 = time.perf_counter()
-    for _ in range(epochs):
-        for x, y in loader:
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            seen += len(y)
-    return seen / (time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

@@ -14,28 +14,19 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from nbtools import SETUP as NB_SETUP, badge
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "notebooks" / "00_how_to_use.ipynb"
 
-BADGE = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-         "(https://colab.research.google.com/github/attention-in-vision/attention-in-vision/"
-         "blob/main/notebooks/00_how_to_use.ipynb)")
+BADGE = badge(OUT.name)
 
-SETUP = '''\
-# Setup: install attn_lesson from the course repository when it is missing (e.g. on Colab).
-REPO_URL = "https://github.com/attention-in-vision/attention-in-vision"
-try:
-    import attn_lesson
-except ImportError:
-    import subprocess, sys
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"])
-    import attn_lesson
-
+SETUP = NB_SETUP + """
 import attn_lesson as al
 
 PROFILE = al.get_profile()
 al.seed_everything(0)
-print(al.env_report(PROFILE))'''
+print(al.env_report(PROFILE))"""
 
 
 def solution(body: str) -> str:

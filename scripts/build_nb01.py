@@ -11,6 +11,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from nbtools import SETUP as NB_SETUP, badge
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "notebooks" / "01_what_is_attention.ipynb"
 
@@ -58,20 +60,10 @@ what each kind of weighting does before a network has to learn one.
 (measured on a 2-core machine). GPU: about the same; nothing here is heavy enough to
 benefit from one.
 
-[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/attention-in-vision/attention-in-vision/blob/main/notebooks/01_what_is_attention.ipynb)
-""")
+""" + badge(OUT.name))
 
 # ----------------------------------------------------------------------------- 2. setup
-code(r'''
-# Setup: install attn_lesson from the course repository when it is missing (e.g. on Colab).
-REPO_URL = "https://github.com/attention-in-vision/attention-in-vision"
-try:
-    import attn_lesson
-except ImportError:
-    import subprocess, sys
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"git+{REPO_URL}"])
-    import attn_lesson
-
+code(NB_SETUP + r'''
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F

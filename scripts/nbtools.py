@@ -6,8 +6,10 @@ from pathlib import Path
 
 import nbformat
 
+from sync_repo_url import config_url
+
 ROOT = Path(__file__).resolve().parents[1]
-REPO_URL = "https://github.com/attention-in-vision/attention-in-vision"
+REPO_URL, BRANCH = config_url()  # the one place: repository.url in _config.yml
 
 SETUP = f'''# Setup: install attn_lesson from the course repository when it is missing (e.g. on Colab).
 REPO_URL = "{REPO_URL}"
@@ -23,7 +25,7 @@ except ImportError:
 def badge(name: str) -> str:
     slug = REPO_URL.split("github.com/", 1)[1]
     return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-            f"(https://colab.research.google.com/github/{slug}/blob/main/notebooks/{name})")
+            f"(https://colab.research.google.com/github/{slug}/blob/{BRANCH}/notebooks/{name})")
 
 
 def md(text: str):
