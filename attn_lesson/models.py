@@ -30,7 +30,8 @@ class BasicBlock(nn.Module):
 
     * ``"standard"``: on the residual branch after its last BN, before the addition
       (the SE-ResNet placement): ``y = relu(x' + A(F(x)))``.
-    * ``"pre"``: on the block input, before the residual branch: ``y = relu(x' + F(A(x)))``.
+    * ``"pre"``: on the residual branch's input, before its first conv; the shortcut still
+      carries the ungated ``x``: ``y = relu(x' + F(A(x)))`` (the paper's SE-PRE).
     * ``"post"``: after the addition and the ReLU, i.e. on the main path:
       ``y = A(relu(x' + F(x)))``.
     * ``"identity"``: on the shortcut, in parallel with the branch: ``y = relu(A(x') + F(x))``.
@@ -61,10 +62,9 @@ class BasicBlock(nn.Module):
             self.attention = attention(att_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.position == "pre":
-            x = self.attention(x)
         identity = self.shortcut(x)
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.attention(x) if self.position == "pre" else x
+        out = self.relu(self.bn1(self.conv1(out)))
         out = self.bn2(self.conv2(out))
         if self.position == "standard":
             out = self.attention(out)

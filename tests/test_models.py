@@ -160,7 +160,7 @@ def test_position_places_the_module_where_documented(position):
         y = block(x)
         expected = {
             "standard": torch.relu(x),                          # relu(x + A(F(x))) with A = 0
-            "pre": torch.relu(branch(torch.zeros_like(x))),     # relu(A(x) + F(A(x)))
+            "pre": torch.relu(x + branch(torch.zeros_like(x))), # relu(x + F(A(x))): shortcut ungated
             "post": torch.zeros_like(x),                        # A(relu(x + F(x)))
             "identity": torch.relu(branch(x)),                  # relu(A(x) + F(x))
         }[position]
