@@ -58,7 +58,7 @@ the `gpu` profile runs all four (reduction, squeeze, gate, position) with three 
 """),
 code("""
 CFG = PROFILE.pick(
-    cpu=dict(n_train=3000, n_test=1000, epochs=5, seeds=(0, 1, 2), r=4, batch_size=128, lr=5e-3,
+    cpu=dict(n_train=6000, n_test=2000, epochs=5, seeds=(0, 1, 2), r=4, batch_size=128, lr=5e-3,
              ablation_seeds=(0,),
              ablations={"r=16": dict(reduction=16), "squeeze=max": dict(squeeze="max")}),
     gpu=dict(n_train=20000, n_test=5000, epochs=10, seeds=(0, 1, 2), r=4, batch_size=256, lr=5e-3,
