@@ -27,17 +27,23 @@ def _box(ax, box, color="tab:red"):
                                edgecolor=color, linewidth=1.5))
 
 
-def show_images(images, labels=None, boxes=None, preds=None, *, ncols: int = 8,
-                size: float = 1.6, title: str | None = None):
-    """A grid of images with optional labels, predictions and ground-truth boxes."""
+def _grid(images, ncols: int, size: float):
+    """A figure with one axis per image (images drawn); unused axes are switched off."""
     n = len(images)
     nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        if i >= n:
-            ax.axis("off")
-            continue
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for i, ax in enumerate(axes.flat[:n]):
         _img(ax, images[i])
+    return fig, list(axes.flat[:n])
+
+
+def show_images(images, labels=None, boxes=None, preds=None, *, ncols: int = 8,
+                size: float = 1.6, title: str | None = None):
+    """A grid of images with optional labels, predictions and ground-truth boxes."""
+    fig, axes = _grid(images, ncols, size)
+    for i, ax in enumerate(axes):
         if boxes is not None:
             b = _np(boxes[i])
             for bb in (b if b.ndim == 2 else [b]):
@@ -60,20 +66,14 @@ def show_images(images, labels=None, boxes=None, preds=None, *, ncols: int = 8,
 def overlay_attention(images, maps, boxes=None, *, ncols: int = 8, size: float = 1.6,
                       alpha: float = 0.5, cmap: str = "jet", titles=None, title: str | None = None):
     """Attention maps (any resolution, upsampled bilinearly) drawn over their images."""
-    n = len(images)
     images = torch.as_tensor(_np(images))
     maps = torch.as_tensor(_np(maps))
     if maps.dim() == 4:
         maps = maps[:, 0]
     h, w = images.shape[-2:]
     up = F.interpolate(maps.unsqueeze(1).float(), size=(h, w), mode="bilinear", align_corners=False)[:, 0]
-    nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        if i >= n:
-            ax.axis("off")
-            continue
-        _img(ax, images[i])
+    fig, axes = _grid(images, ncols, size)
+    for i, ax in enumerate(axes):
         m = up[i].numpy()
         rng = m.max() - m.min()
         ax.imshow((m - m.min()) / (rng if rng > 0 else 1), cmap=cmap, alpha=alpha, vmin=0, vmax=1)
