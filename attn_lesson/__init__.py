@@ -3,10 +3,15 @@
 Modules: ``runtime`` (device, profile, seeding), ``data`` (Cluttered Digits, batches,
 CIFAR-10), ``models`` (residual backbone with an attention slot), ``train`` (fit,
 evaluate, seeds), ``cost`` (parameters, FLOPs, latency), ``viz`` (plots), ``channel``
-(channel attention: SE, ECA, SK).
+(channel attention: SE, ECA, SK), ``spatial`` (spatial and mixed attention: spatial gate,
+CBAM, BAM), ``maps`` (Grad-CAM, localisation scores), ``ltpa`` (Learn to Pay Attention).
 """
 from . import viz
 from .channel import ECAModule, SEModule, SKAttention, SKConv, eca, eca_kernel_size, se, sk
+from .ltpa import LTPANet, LTPAttention
+from .maps import GradCAM, box_area_fraction, box_energy, localisation_scores, pointing_game
+from .spatial import (BAM, CBAM, ChannelGate, SpatialGate, bam, cbam, channel_gate,
+                      spatial_gate)
 from .cost import CostTable, count_flops, count_params, cost_table, measure_latency
 from .data import (BatchIterator, DataUnavailableError, DigitSet, cluttered_digits, glyph_pools,
                    load_cifar10, random_crop_flip, random_shift)
@@ -17,6 +22,9 @@ from .train import History, SeedRuns, evaluate, fit, mean_std, run_seeds
 __version__ = "0.1.0"
 
 __all__ = [
+    "BAM", "CBAM", "ChannelGate", "GradCAM", "LTPANet", "LTPAttention", "SpatialGate", "bam",
+    "box_area_fraction", "box_energy", "cbam", "channel_gate", "localisation_scores",
+    "pointing_game", "spatial_gate",
     "BatchIterator", "BasicBlock", "CostTable", "DataUnavailableError", "DigitSet", "ECAModule",
     "History", "Profile", "ResNetBackbone", "SEModule", "SKAttention", "SKConv", "SeedRuns",
     "cluttered_digits", "conv_bn_relu", "cost_table", "count_flops", "count_params", "eca",

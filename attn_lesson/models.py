@@ -88,12 +88,15 @@ class ResNetBackbone(nn.Module):
     stem_stride : 2 halves the input resolution in the stem (fast, the cpu default), 1 keeps it.
     attention : ``factory(channels) -> nn.Module`` called once per block, or ``None``.
     position : where each block applies its attention module (see :class:`BasicBlock`).
+    stage_attention : ``factory(channels) -> nn.Module`` placed *between* stages, i.e. after
+        every stage but the last, where the next stage downsamples (BAM's placement at the
+        network's bottlenecks), or ``None``.
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10,
                  widths: tuple[int, ...] = (16, 32, 64), depths: tuple[int, ...] = (1, 1, 1),
                  stem_stride: int = 2, attention: AttentionFactory | None = None,
-                 position: str = "standard"):
+                 position: str = "standard", stage_attention: AttentionFactory | None = None):
         super().__init__()
         for name, val in (("in_channels", in_channels), ("num_classes", num_classes)):
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
@@ -120,6 +123,9 @@ class ResNetBackbone(nn.Module):
                 cin = w
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
+        self.transitions = nn.ModuleList(
+            [stage_attention(w) if stage_attention is not None and i < len(widths) - 1
+             else nn.Identity() for i, w in enumerate(widths)])
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(cin, num_classes)
 
@@ -130,22 +136,29 @@ class ResNetBackbone(nn.Module):
                 f"was built with in_channels={self.in_channels}; got shape {tuple(x.shape)}")
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Intermediate feature maps: ``{"stem": ..., "stage1": ..., "stage2": ..., ...}``."""
+        """Intermediate feature maps: ``{"stem": ..., "stage1": ..., "stage2": ..., ...}``
+        (a stage's output after its ``stage_attention`` module, if any)."""
         self._check(x)
         out = {"stem": self.stem(x)}
         h = out["stem"]
-        for i, stage in enumerate(self.stages, start=1):
-            h = stage(h)
+        for i, (stage, trans) in enumerate(zip(self.stages, self.transitions), start=1):
+            h = trans(stage(h))
             out[f"stage{i}"] = h
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
         h = self.stem(x)
-        for stage in self.stages:
-            h = stage(h)
+        for stage, trans in zip(self.stages, self.transitions):
+            h = trans(stage(h))
         return self.head(torch.flatten(self.pool(h), 1))
 
     def attention_modules(self) -> list[nn.Module]:
-        """The attention module of every block, in order (empty for the baseline)."""
-        return [b.attention for s in self.stages for b in s if not isinstance(b.attention, nn.Identity)]
+        """Every attention module in forward order: each block's, then (after its stage) the
+        stage-transition module, if any. Empty for the baseline."""
+        mods = []
+        for stage, trans in zip(self.stages, self.transitions):
+            mods += [b.attention for b in stage if not isinstance(b.attention, nn.Identity)]
+            if not isinstance(trans, nn.Identity):
+                mods.append(trans)
+        return mods

@@ -1,0 +1,165 @@
+"""Explaining and scoring maps: Grad-CAM and localisation scores.
+
+* :class:`GradCAM` (Selvaraju et al., 2017) computes class-activation maps from a chosen layer
+  with forward/backward hooks.
+* :func:`localisation_scores` measures how well any map (an attention map, a Grad-CAM map)
+  points at the object: the share of the map's mass inside the ground-truth box
+  (:func:`box_energy`), the same share for a uniform map (:func:`box_area_fraction`, the chance
+  level), and the pointing game (:func:`pointing_game`: is the map's maximum inside the box?).
+
+Maps may have any resolution ``(h, w)``; they are upsampled bilinearly to the image size
+``(H, W)`` before scoring, so that a 5x5 stage-3 map and a 40x40 Grad-CAM map are compared on
+the same pixels. Boxes are ``(x0, y0, x1, y1)`` in image pixels with ``x1``/``y1`` exclusive,
+as :func:`attn_lesson.data.cluttered_digits` returns them.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+# ----------------------------------------------------------------------------------------
+# Grad-CAM
+# ----------------------------------------------------------------------------------------
+class GradCAM:
+    r"""Grad-CAM: :math:`L^c = \mathrm{ReLU}\big(\sum_k \alpha_k^c A^k\big)`,
+    :math:`\alpha_k^c = \frac{1}{hw}\sum_{i,j} \partial y^c / \partial A^k_{ij}`.
+
+    :math:`A\in\mathbb{R}^{K\times h\times w}` is the output of ``layer`` (a sub-module of
+    ``model``) and :math:`y^c` the logit of class :math:`c` (before the softmax).
+
+    Use as a context manager so that the hooks are removed afterwards::
+
+        with GradCAM(model, model.stages[2]) as cam:
+            maps = cam(images)            # (B, h, w), class = the model's prediction
+            maps = cam(images, labels)    # class = the given labels
+
+    The model is put in eval mode during the call and restored afterwards.
+    """
+
+    def __init__(self, model: nn.Module, layer: nn.Module):
+        if not isinstance(layer, nn.Module) or not any(m is layer for m in model.modules()):
+            raise ValueError("layer must be a sub-module of model (e.g. model.stages[-1]), got "
+                             f"{type(layer).__name__}")
+        self.model, self.layer = model, layer
+        self._acts: torch.Tensor | None = None
+        self._handle = layer.register_forward_hook(self._keep)
+
+    def _keep(self, module, inputs, output):
+        if not isinstance(output, torch.Tensor) or output.dim() != 4:
+            raise ValueError("GradCAM's layer must output a (B, K, h, w) feature map, got "
+                             f"{type(output).__name__} of shape {getattr(output, 'shape', None)}")
+        output.retain_grad()
+        self._acts = output
+
+    def __call__(self, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.enable_grad():
+                x = x.detach().requires_grad_(True)   # so the hooked activation has a graph
+                logits = self.model(x)
+                if target is None:
+                    target = logits.argmax(1)
+                target = torch.as_tensor(target, device=logits.device).long().view(-1)
+                if target.shape[0] != logits.shape[0] or target.min() < 0 or target.max() >= logits.shape[1]:
+                    raise ValueError(f"target must hold one class in [0, {logits.shape[1]}) per "
+                                     f"image ({logits.shape[0]}), got shape {tuple(target.shape)}")
+                score = logits.gather(1, target.view(-1, 1)).sum()
+                self.model.zero_grad(set_to_none=True)
+                score.backward()
+            acts, grads = self._acts, self._acts.grad
+            alpha = grads.mean((2, 3), keepdim=True)               # (B, K, 1, 1)
+            cam = F.relu((alpha * acts).sum(1))                    # (B, h, w)
+        finally:
+            self.model.zero_grad(set_to_none=True)
+            self.model.train(was_training)
+        return cam.detach()
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+    def __enter__(self) -> "GradCAM":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+# ----------------------------------------------------------------------------------------
+# Localisation scores
+# ----------------------------------------------------------------------------------------
+def _prepare(maps, boxes, image_size) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    maps = torch.as_tensor(maps).detach().float().cpu()
+    if maps.dim() == 4:
+        if maps.shape[1] != 1:
+            raise ValueError(f"4-D maps must have one channel, (B, 1, h, w); got {tuple(maps.shape)}")
+        maps = maps[:, 0]
+    if maps.dim() != 3:
+        raise ValueError(f"maps must have shape (B, h, w) or (B, 1, h, w), got {tuple(maps.shape)}")
+    boxes = torch.as_tensor(boxes).detach().float().cpu()
+    if boxes.dim() != 2 or boxes.shape != (maps.shape[0], 4):
+        raise ValueError(f"boxes must have shape (B, 4) = ({maps.shape[0]}, 4) as (x0, y0, x1, y1), "
+                         f"got {tuple(boxes.shape)}")
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    H, W = (int(v) for v in image_size)
+    if H < 1 or W < 1:
+        raise ValueError(f"image_size must be positive, got {image_size!r}")
+    if (maps < 0).any():
+        raise ValueError("maps must be non-negative (a ReLU'd Grad-CAM or a sigmoid/softmax map); "
+                         f"the smallest value is {maps.min().item():.3g}")
+    if (maps.shape[1], maps.shape[2]) != (H, W):
+        maps = F.interpolate(maps[:, None], size=(H, W), mode="bilinear", align_corners=False)[:, 0]
+        maps = maps.clamp_min(0)
+    ys = torch.arange(H, dtype=torch.float32).view(1, H, 1) + 0.5   # pixel centres
+    xs = torch.arange(W, dtype=torch.float32).view(1, 1, W) + 0.5
+    x0, y0, x1, y1 = (boxes[:, i].view(-1, 1, 1) for i in range(4))
+    inside = (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)       # (B, H, W)
+    return maps, inside, boxes
+
+
+def box_energy(maps, boxes, image_size) -> torch.Tensor:
+    r"""Share of each map's mass inside its box, per image: :math:`\sum_{p\in\text{box}} m_p /
+    \sum_p m_p` (after upsampling to ``image_size``). 1 = all attention on the object.
+    A map that is zero everywhere scores the chance level (as if uniform)."""
+    maps, inside, _ = _prepare(maps, boxes, image_size)
+    total = maps.sum((1, 2))
+    energy = (maps * inside).sum((1, 2)) / total.clamp_min(1e-12)
+    chance = inside.float().mean((1, 2))
+    return torch.where(total > 0, energy, chance)
+
+
+def box_area_fraction(boxes, image_size) -> torch.Tensor:
+    """The box's share of the image, per image: the :func:`box_energy` of a uniform map."""
+    boxes = torch.as_tensor(boxes).float()
+    if boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (B, 4), got {tuple(boxes.shape)}")
+    return box_energy(torch.ones(boxes.shape[0], 1, 1), boxes, image_size)
+
+
+def pointing_game(maps, boxes, image_size, *, tolerance: float = 0.0) -> torch.Tensor:
+    """Per image, 1.0 when the map's maximum (after upsampling) lies inside the box grown by
+    ``tolerance`` pixels on every side, else 0.0. Ties: the first maximum in row-major order."""
+    if not tolerance >= 0:
+        raise ValueError(f"tolerance must be >= 0 pixels, got {tolerance!r}")
+    maps, _, boxes = _prepare(maps, boxes, image_size)
+    B, H, W = maps.shape
+    idx = maps.flatten(1).argmax(1)
+    py, px = (idx // W).float() + 0.5, (idx % W).float() + 0.5
+    x0, y0, x1, y1 = boxes.unbind(1)
+    hit = ((px >= x0 - tolerance) & (px < x1 + tolerance) &
+           (py >= y0 - tolerance) & (py < y1 + tolerance))
+    return hit.float()
+
+
+def localisation_scores(maps, boxes, image_size, *, tolerance: float = 0.0) -> dict:
+    """Means over the batch: ``energy`` (:func:`box_energy`), ``chance`` (the same for a
+    uniform map), ``energy_gain`` (``energy / chance``: 1 = no better than uniform) and
+    ``pointing`` (:func:`pointing_game` hit rate)."""
+    e = box_energy(maps, boxes, image_size)
+    c = box_area_fraction(boxes, image_size)
+    p = pointing_game(maps, boxes, image_size, tolerance=tolerance)
+    return {"energy": e.mean().item(), "chance": c.mean().item(),
+            "energy_gain": (e / c.clamp_min(1e-12)).mean().item(), "pointing": p.mean().item()}
