@@ -1,0 +1,141 @@
+"""Grad-CAM (checked against CAM, where the answer is known analytically) and the localisation
+scores on hand-made maps with known answers."""
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from attn_lesson import (GradCAM, ResNetBackbone, box_area_fraction, box_energy, localisation_scores,
+                         pointing_game)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+class CamNet(nn.Module):
+    """conv -> ReLU -> GAP -> linear: the architecture for which CAM is defined."""
+
+    def __init__(self, k=6, classes=4):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, k, 3, padding=1), nn.ReLU())
+        self.fc = nn.Linear(k, classes)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean((2, 3)))
+
+
+def test_gradcam_equals_cam_on_a_gap_linear_network():
+    net = CamNet()
+    x = torch.randn(5, 1, 8, 7)
+    target = torch.tensor([0, 1, 2, 3, 1])
+    with GradCAM(net, net.features) as cam:
+        maps = cam(x, target)
+    A = net.features(x)                                        # (B, K, h, w)
+    w = net.fc.weight[target]                                  # (B, K)
+    expected = F.relu((w[:, :, None, None] * A).sum(1)) / (8 * 7)
+    torch.testing.assert_close(maps, expected.detach())
+    assert maps.shape == (5, 8, 7) and not maps.requires_grad
+
+
+def test_gradcam_defaults_to_the_predicted_class_and_restores_state():
+    net = CamNet()
+    net.train()
+    x = torch.randn(3, 1, 6, 6)
+    with GradCAM(net, net.features) as cam:
+        default = cam(x)
+        pred = net(x).argmax(1)
+        torch.testing.assert_close(default, cam(x, pred))
+    assert net.training
+    assert all(p.grad is None for p in net.parameters())
+    assert not net.features._forward_hooks                    # hook removed on exit
+
+
+def test_gradcam_on_the_backbone():
+    net = ResNetBackbone()
+    with GradCAM(net, net.stages[2]) as cam:
+        maps = cam(torch.randn(2, 1, 40, 40), torch.tensor([3, 7]))
+    assert maps.shape == (2, 5, 5) and (maps >= 0).all()
+
+
+def test_gradcam_rejects_foreign_layer_and_bad_target():
+    net = CamNet()
+    with pytest.raises(ValueError, match="layer must be a sub-module of model"):
+        GradCAM(net, nn.Conv2d(1, 1, 1))
+    with GradCAM(net, net.features) as cam:
+        with pytest.raises(ValueError, match="target must hold one class"):
+            cam(torch.randn(2, 1, 4, 4), torch.tensor([0, 9]))
+        with pytest.raises(ValueError, match="target must hold one class"):
+            cam(torch.randn(2, 1, 4, 4), torch.tensor([0]))
+
+
+# ---------------------------------------------------------------- localisation scores
+BOX = torch.tensor([[2.0, 3.0, 6.0, 8.0]])      # x0, y0, x1, y1 (exclusive): 4 wide, 5 high
+
+
+def test_energy_of_a_map_that_is_one_inside_the_box():
+    m = torch.zeros(1, 10, 10)
+    m[0, 3:8, 2:6] = 1.0
+    assert box_energy(m, BOX, 10).item() == pytest.approx(1.0)
+    assert box_area_fraction(BOX, 10).item() == pytest.approx(20 / 100)
+    assert pointing_game(m, BOX, 10).item() == 1.0
+
+
+def test_uniform_map_scores_the_chance_level():
+    s = localisation_scores(torch.full((1, 10, 10), 0.3), BOX, (10, 10))
+    assert s["energy"] == pytest.approx(0.2) and s["chance"] == pytest.approx(0.2)
+    assert s["energy_gain"] == pytest.approx(1.0)
+
+
+def test_half_the_mass_inside():
+    m = torch.zeros(1, 10, 10)
+    m[0, 4, 3] = 2.0          # inside (x=3, y=4)
+    m[0, 0, 9] = 2.0          # outside
+    assert box_energy(m, BOX, 10).item() == pytest.approx(0.5)
+
+
+def test_pointing_game_with_tolerance():
+    m = torch.zeros(1, 10, 10)
+    m[0, 3, 7] = 1.0          # pixel x=7 (centre 7.5): one pixel right of the box (x1=6 exclusive)
+    assert pointing_game(m, BOX, 10).item() == 0.0
+    assert pointing_game(m, BOX, 10, tolerance=1).item() == 0.0
+    assert pointing_game(m, BOX, 10, tolerance=2).item() == 1.0
+
+
+def test_low_resolution_maps_are_upsampled_to_the_image():
+    # a 2x2 map whose top-left cell is hot, on a 10x10 image: the box covering the top-left
+    # quarter receives most (not all: bilinear upsampling blurs) of the mass
+    m = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
+    e = box_energy(m, torch.tensor([[0.0, 0.0, 5.0, 5.0]]), 10).item()
+    assert 0.6 < e < 1.0
+    assert pointing_game(m, torch.tensor([[0.0, 0.0, 5.0, 5.0]]), 10).item() == 1.0
+
+
+def test_batch_means_and_4d_maps():
+    m = torch.zeros(2, 1, 10, 10)
+    m[0, 0, 3:8, 2:6] = 1.0   # image 0: perfect
+    m[1, 0, 0, 0] = 1.0       # image 1: all outside
+    s = localisation_scores(m, BOX.repeat(2, 1), 10)
+    assert s["energy"] == pytest.approx(0.5) and s["pointing"] == pytest.approx(0.5)
+
+
+def test_zero_map_scores_chance():
+    assert box_energy(torch.zeros(1, 10, 10), BOX, 10).item() == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("maps, boxes, size, match", [
+    (torch.rand(2, 5, 5), torch.rand(3, 4), 10, "boxes must have shape"),
+    (torch.rand(2, 5), torch.rand(2, 4), 10, "maps must have shape"),
+    (torch.rand(2, 3, 5, 5), torch.rand(2, 4), 10, "4-D maps must have one channel"),
+    (-torch.rand(2, 5, 5), torch.rand(2, 4), 10, "maps must be non-negative"),
+    (torch.rand(2, 5, 5), torch.rand(2, 4), 0, "image_size must be positive"),
+])
+def test_scores_reject_bad_input(maps, boxes, size, match):
+    with pytest.raises(ValueError, match=match):
+        localisation_scores(maps, boxes, size)
+
+
+def test_pointing_rejects_negative_tolerance():
+    with pytest.raises(ValueError, match="tolerance must be >= 0"):
+        pointing_game(torch.rand(1, 4, 4), BOX, 10, tolerance=-1)
