@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import randomize_bn
 
 from attn_lesson import (ECAModule, ResNetBackbone, SEModule, SKAttention, SKConv, eca,
                          eca_kernel_size, se, sk)
@@ -16,16 +17,6 @@ def _seed():
     torch.manual_seed(0)
 
 
-def randomize_bn(module):
-    """Non-trivial BN statistics and affine parameters, so that eval-mode BN is not ~identity."""
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            with torch.no_grad():
-                m.running_mean.normal_()
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.normal_(1.0, 0.3)
-                m.bias.normal_()
-    return module
 
 
 # ---------------------------------------------------------------- shapes and weights
