@@ -601,9 +601,9 @@ The effect is to **decouple what from where**. The mask branch only has to answe
 pixels belong to the object, if it is of class $k$?", and the class branch answers "which
 class is it?". The alternative, the usual choice in semantic segmentation, is a per-pixel
 softmax across the $K$ classes. There the masks *compete* (as in section 1.4): every class's
-logit enters every pixel's loss. The Mask R-CNN paper reports that the decoupled per-class
-sigmoid masks are much better than a per-pixel softmax in its ablation (about 5.5 mask AP on
-COCO).
+logit enters every pixel's loss. In its ablation on COCO (its Table 2b), the Mask R-CNN paper
+reports that the decoupled per-class sigmoid masks are much better than a per-pixel softmax
+over classes: about 5.5 points of mask AP, by the paper's count.
 
 The code below checks two consequences with random logits: picking by index is the same as
 a one-hot weighting of the channels, and with the per-class sigmoid loss the other classes'
