@@ -63,8 +63,8 @@ hidden units (exercise 2).
 """),
 code("""
 CFG = PROFILE.pick(
-    cpu=dict(n_train=3000, n_test=1000, epochs=3, batch_size=64, lr=5e-3, r=4,
-             seeds=(0, 1, 2), ablation_seeds=(0, 1), n_probe=500),
+    cpu=dict(n_train=2500, n_test=800, epochs=3, batch_size=64, lr=5e-3, r=4,
+             seeds=(0, 1, 2), ablation_seeds=(0, 1), n_probe=400),
     gpu=dict(n_train=20000, n_test=5000, epochs=8, batch_size=128, lr=5e-3, r=4,
              seeds=(0, 1, 2, 3, 4), ablation_seeds=(0, 1, 2), n_probe=2000),
 )
@@ -257,6 +257,20 @@ for fusion, fused in [("product", Mc * Ms), ("max", torch.maximum(Mc, Ms))]:
         torch.testing.assert_close(other(x), x + x * torch.sigmoid(fused))
     print(f"fusion={fusion!r}: equals x + x * sigmoid({'Mc * Ms' if fusion == 'product' else 'max(Mc, Ms)'})")
 
+# product fusion is blind to a joint sign flip of both logits: flip the last layer of each branch
+flipped = al.BAM(C, r, d, fusion="product")
+flipped.load_state_dict(bam.state_dict())
+flipped.eval()
+with torch.no_grad():
+    for layer in (flipped.channel_branch[4], flipped.spatial_branch[9]):
+        layer.weight.neg_(), layer.bias.neg_()
+    prod = al.BAM(C, r, d, fusion="product")
+    prod.load_state_dict(bam.state_dict())
+    prod.eval()
+    torch.testing.assert_close(flipped(x), prod(x))
+    assert not torch.allclose(flipped.logits(x)[1], prod.logits(x)[1])
+print("product fusion: (M_c, M_s) and (-M_c, -M_s) give the same output")
+
 # the residual form: the multiplier F'/F lies in (1, 2)
 mult = (out / x)[x.abs() > 1e-3]
 print(f"F'/F ranges over [{mult.min():.3f}, {mult.max():.3f}]")
@@ -317,6 +331,9 @@ for dil in (1, 2, 4):
         n = map_size[stage]
         print(f"{dil:>2} {rf:>10} {4 * dil + 1:>5} | {stage:>5} {f'{n}x{n}':>6} {px:>9} {formula:>8} "
               f"{rf_table[dil, stage]['pad']:>15.0%}")
+assert rf_table[4, 1]["rf_px"] > 40                       # d=4 after stage 1 already spans the canvas
+for stage in (1, 2):                                      # more dilation -> more taps in the padding
+    assert rf_table[1, stage]["pad"] < rf_table[2, stage]["pad"] < rf_table[4, stage]["pad"]
 """),
 md("""
 (In the full network the second BAM's input has already passed through the first BAM, whose
@@ -328,10 +345,10 @@ Read the table with the map sizes in mind. With $d=4$ the branch's window (17 po
 almost as wide as the 20×20 stage-1 map and wider than the 10×10 stage-2 map; in input pixels
 it spans more than the whole 40×40 canvas. The last column shows the price on such small maps:
 a growing share of the dilated taps lands in the zero padding, i.e. the extra context partly
-consists of zeros. The paper's argument for dilation was made on CIFAR-100 and ImageNet
-feature maps where the module sits on larger maps relative to the object context it needs; on
-our maps, even $d=1$ or $d=2$ may already see most of the digit (a digit of 12–20 px covers
-6–10 positions of the stage-1 map). Section 7 measures whether that matters.
+consists of zeros. The paper's argument for dilation comes from networks with larger maps at
+the bottlenecks (on 224×224 ImageNet inputs, ResNet-50's stages output 56×56, 28×28 and 14×14
+maps); on our maps even $d=1$ or $d=2$ may already see most of the digit (a digit of 12–20 px
+covers 6–10 positions of the stage-1 map). Section 7 measures whether that matters.
 
 ## 4. Placement and cost
 
@@ -360,19 +377,29 @@ print(cost)
 bam_row = cost.row(f"+BAM (r={r}, d=4)")
 print(f"BAM adds {100 * (bam_row['params_ratio'] - 1):.1f}% parameters and "
       f"{100 * (bam_row['flops_ratio'] - 1):.1f}% FLOPs to the baseline.")
+assert [len(n.attention_modules()) for n in nets.values()] == [0, 2, 3, 3]
+first = nets[f"+BAM (r={r}, d=4)"].transitions[0]
+f_sp = al.count_flops(first.spatial_branch, (1, 16, 20, 20))
+f_ch = al.count_flops(first.channel_branch, (1, 16, 1, 1))
+print(f"first BAM: spatial branch {f_sp:,} FLOPs, channel branch {f_ch:,} FLOPs")
+assert f_sp > 10 * f_ch
+print(f"+BAM: latency ratio {bam_row['latency_ratio']:.2f} vs FLOPs ratio {bam_row['flops_ratio']:.2f}")
 """),
 md("""
 `FlopCounterMode` counts convolutions and matrix products only (2 FLOPs per multiply-add), so
 the sigmoid, the broadcast product and the residual addition are not in the FLOPs column;
 latency includes them (and is noisy on a shared machine). BAM's FLOPs come mostly from the spatial branch, which runs
 at the full resolution of the stage it follows; its channel branch acts on one vector.
+Compare BAM's latency ratio with its FLOPs ratio (printed last): BAM consists of about twenty
+small operations (four convolutions, five BNs, ReLUs, pooling, sigmoid, product, sum) that run
+one after another, and on a CPU at batch size 1 each has a fixed overhead that FLOPs do not see.
 The paper presents BAM as a light module because it is applied only at the few bottlenecks;
 the table shows what that means on our small backbone, next to SE and CBAM in every block.
 
 ## 5. Train: baseline vs BAM on Cluttered Digits
 
 Cluttered Digits, the workbench of Part III: one digit of 12–20 px among four clutter fragments
-on a 40×40 canvas. The clutter is BAM's premise: a spatial branch should help the network
+on a 40×40 canvas. The clutter is the premise of any spatial branch: it could help the network
 concentrate on the digit rather than on fragments of other digits.
 """),
 code("""
@@ -405,8 +432,8 @@ print(runs_base)
 print(runs_bam)
 ips_b = np.median([hh.images_per_sec for hh in runs_base.histories])
 ips_m = np.median([hh.images_per_sec for hh in runs_bam.histories])
-print(f"training throughput: baseline {ips_b:.0f} img/s, +BAM {ips_m:.0f} img/s; "
-      f"main comparison took {time.perf_counter() - t0:.0f} s")
+print(f"training throughput: baseline {ips_b:.0f} img/s, +BAM {ips_m:.0f} img/s "
+      f"({ips_b / ips_m:.2f}x slower); main comparison took {time.perf_counter() - t0:.0f} s")
 """),
 code("""
 def compare(a, b):
@@ -490,8 +517,9 @@ print(f"Verdict: BAM 1's spatial map puts more mass on the digit's box than a un
 """),
 md("""
 Two things to keep in mind. A sigmoid map never reaches 0, so even a map that clearly
-prefers the digit has a floor of mass everywhere, and its energy gain stays close to 1; the
-pointing game, which only asks where the maximum is, is the sharper of the two numbers. And
+prefers the digit keeps a floor of mass everywhere, and its energy gain cannot approach that of
+a map that is zero outside the box; the pointing game, which only asks where the maximum is,
+does not suffer from this floor. And
 nothing in the loss asks BAM to find the digit: the spatial branch is free to mark the digit,
 the clutter, or the background, whatever helps the classifier; the numbers say which it did.
 
@@ -565,9 +593,9 @@ print(f"{'fusion':<9}{'anti-correlated channels':>26}{'flat channels':>15}{'chan
 for fusion, runs in runs_fusion.items():
     mc, ms, m = fused_maps(runs.models[0], look)
     anti, flat = channel_agreement(mc, ms, m)
-    wins = float((mc >= ms).float().mean()) if fusion == "max" else float("nan")
+    wins = f"{float((mc >= ms).float().mean()):.1%}" if fusion == "max" else "-"
     fusion_view[fusion] = (mc, ms, m, anti)
-    print(f"{fusion:<9}{anti:>26.1%}{flat:>15.1%}{wins:>20.1%}")
+    print(f"{fusion:<9}{anti:>26.1%}{flat:>15.1%}{wins:>20}")
 assert fusion_view["sum"][3] == 0.0 and fusion_view["max"][3] == 0.0   # monotone in M_s: never inverted
 """),
 code("""
@@ -595,7 +623,15 @@ for f, sc in fusion_scores.items():
             for metric in ("energy_gain", "pointing")]
     print(f"{f:<9}{vals[0]:>20.3f}{vals[1]:>10.3f}{vals[2]:>20.3f}{vals[3]:>10.3f}")
 """),
-md("""
+md(r"""
+One more consequence of the product matters when reading these scores: $\sigma(\mathbf{M}_c\cdot\mathbf{M}_s)$
+does not change when both logits change sign (flip the sign of the last layer of both
+branches and the module computes the same function; section 3 checks this). So under product fusion $\mathbf{M}_s$
+has no preferred orientation: "high $M_s$" may just as well mean "not here", and a
+localisation score of $\sigma(\mathbf{M}_s)$ alone, below chance or above, says little; only the
+fused map $\mathbf{M}$ is free of this ambiguity. Under sum and max, a higher $M_s$ always
+means a higher $\mathbf{M}$ in every channel, so $\sigma(\mathbf{M}_s)$ can be read directly.
+
 ### 7b. Dilation: 1, 2, 4
 """),
 code("""
@@ -620,6 +656,16 @@ for dil, sc in dil_scores.items():
             cols.append(f"{mu:.3f} ± {sd:.3f}")
     rf = f"{rf_table[dil, 1]['rf_map']} (maps 20, 10)"
     print(f"{dil:>2}{rf:>18}{cols[0]:>24}{cols[1]:>18}{cols[2]:>24}{cols[3]:>18}")
+
+# does a smaller dilation localise better on the 20x20 stage-1 map? (per-seed stage-1 scores)
+print()
+for metric in ("energy_gain", "pointing"):
+    s1 = al.mean_std([s[1, "spatial"][metric] for s in dil_scores[1]])
+    s4 = al.mean_std([s[1, "spatial"][metric] for s in dil_scores[4]])
+    diff_loc = s1[0] - s4[0]
+    noise_loc = 2 * np.sqrt((s1[1] ** 2 + s4[1] ** 2) / 2)
+    print(f"stage-1 {metric}: d=1 minus d=4 = {diff_loc:+.3f} "
+          f"({'beyond' if abs(diff_loc) > noise_loc else 'within'} the seed noise, 2 x pooled std = {noise_loc:.3f})")
 """),
 code("""
 fig, axes = plt.subplots(3, 6, figsize=(11.5, 6))
@@ -643,6 +689,13 @@ fig.suptitle("σ(M_s) of the seed-0 model per dilation (colour scale 0 to 1)")
 fig.tight_layout()
 """),
 md("""
+The last two printed lines compare how well the stage-1 spatial maps of $d=1$ and $d=4$ point
+at the digit. Section 3 predicts a handicap for the large dilation on this 20×20 map (a
+quarter of its taps read zero padding, and its window is nearly as wide as the map), but a
+difference between two training runs per variant can also be chance; the printed comparison
+with the seed noise says which reading the numbers allow. Accuracy and localisation need not
+agree: the classifier does not have to use a map that points at the digit.
+
 ### 7c. Verdict against the paper
 """),
 code("""
@@ -674,8 +727,11 @@ print(f"notebook time so far: {time.perf_counter() - T_START:.0f} s")
 """),
 md("""
 The verdicts are computed, not written in advance. With two seeds per variant the standard
-deviations are themselves rough, so a verdict of "within the seed noise" means that this
-budget cannot separate the variants, not that they are equal. Remember also how different our
+deviations are themselves rough: a verdict of "within the seed noise" means that this budget
+cannot separate the variants, not that they are equal, and a verdict of "beyond" rests on an
+equally rough estimate of the noise (two runs that happen to agree give a tiny standard
+deviation). The models are also far from converged (section 5), so the ablations rank how fast
+each variant learns in three short epochs. Remember also how different our
 setting is from the paper's: a three-stage network with 16–64 channels trained for a few epochs
 on 40×40 digits, against ResNet-50 trained to convergence on CIFAR-100. Section 3 showed that on
 our 20×20 and 10×10 maps a dilation of 4 already sends a large share of the taps into the zero
@@ -751,9 +807,8 @@ runs_every = al.run_seeds(every, train, test, seeds=CFG["seeds"][:1], label="BAM
 print(runs_every, "|", runs_bam)
 ```
 
-In every block the module also runs on the 5×5 maps of stage 3, where a dilation of 4 lets only
-the centre tap of each dilated convolution see real features for most positions
-(`padding_share(5, 4)`).
+In every block the module also runs on the 5×5 maps of stage 3, where about four in five of
+the dilated taps read zero padding (`padding_share(5, 4)` ≈ 0.78).
 
 </details>
 
