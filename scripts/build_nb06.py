@@ -195,7 +195,8 @@ multiply-add as 2), i.e. $4k^2HW$ per gate.
 
 **Why both poolings?** The average says how much the channels respond at a position overall;
 the maximum says whether *one* channel responds strongly, e.g. a rare feature that the average
-dilutes among $C$ channels. The paper argues the two are complementary. **Why 7×7?** The gate
+dilutes among $C$ channels. The CBAM paper argues, for its channel module, that max pooling adds a clue the average misses,
+and it pools both ways in its spatial module too. **Why 7×7?** The gate
 decides for each position from a $k\times k$ neighbourhood only; a larger kernel lets it use
 context — is this pixel part of a large object? — at the price of $2k^2$ weights, which is
 negligible. Both choices are tested in section 8.
@@ -324,7 +325,8 @@ by `al.cluttered_digits`), with `attn_lesson.maps`:
   levels, so we also report the **energy gain** $E / (|\\mathcal{B}|/HW)$, averaged over images:
   1 means "no better than uniform";
 - **pointing game**: 1 if the map's maximum lies inside the box, else 0; its mean over images
-  is the hit rate (`pointing_game`). A point dropped uniformly at random hits with probability
+  is the hit rate (`pointing_game`; the test was introduced for top-down attention maps
+  {cite}`zhang2016excitation`). A point dropped uniformly at random hits with probability
   equal to the area share, so that is its chance level too.
 
 Maps of any resolution are upsampled bilinearly to the 40×40 image first, so a 5×5 map and a
@@ -431,7 +433,8 @@ print("from-scratch Grad-CAM == al.GradCAM; max abs difference:",
 md(r"""
 ### An analytic check: on our backbone Grad-CAM *is* CAM
 
-Our backbone ends like the networks of the original Class Activation Mapping (CAM) method: the
+Our backbone ends like the networks of the original Class Activation Mapping (CAM) method
+{cite}`zhou2016cam`: the
 last stage's output $\mathbf{A}$ goes through GAP and one linear layer with weights
 $\mathbf{W}\in\mathbb{R}^{10\times K}$ and bias $\mathbf{b}$:
 
@@ -498,6 +501,11 @@ def verdict(a_mean, a_std, b_mean, b_std):
 diff, noise, word = verdict(base_runs.mean, base_runs.std, sg_runs.mean, sg_runs.std)
 print(f"+SG 7x7 minus baseline: {diff:+.4f} (2 x pooled std = {noise:.4f}) -> {word}"
       + ("" if word == "within the seed noise" else f" ({'gate better' if diff > 0 else 'gate worse'})"))
+for r in (base_runs, sg_runs):
+    per_epoch = np.mean([h.test_acc for h in r.histories], axis=0)
+    print(f"{r.label:>9}: test accuracy per epoch (mean over seeds) "
+          + " ".join(f"{a:.3f}" for a in per_epoch)
+          + (f"; last-epoch gain {100 * (per_epoch[-1] - per_epoch[-2]):+.1f} points" if len(per_epoch) > 1 else ""))
 fig = viz.plot_curves(base_runs.histories + sg_runs.histories, metrics=("train_loss", "test_acc"),
                       title="baseline vs spatial gate, one line per seed")
 fig = viz.bar_errors([base_runs.label, sg_runs.label], [base_runs.mean, sg_runs.mean],
@@ -506,9 +514,13 @@ fig = viz.bar_errors([base_runs.label, sg_runs.label], [base_runs.mean, sg_runs.
 """),
 md("""
 The verdict line is computed, not written in advance: a difference counts only when it exceeds
-twice the pooled seed standard deviation (the rule of chapter 2). Look at the curves too: if
-test accuracy still climbs steeply in the last epoch, the models are under-trained and the
-comparison says which one learns faster within this budget, not which one ends up better.
+twice the pooled seed standard deviation (the rule of chapter 2). Read it together with the
+per-epoch accuracies: where test accuracy still gains several points in the last epoch, the
+models are under-trained and the comparison says which one learns faster within this budget,
+not which one ends up better. At initialisation the gate's BN centres its logits at 0, so its
+values start around $\\sigma(0)=0.5$ and the residual branch is roughly halved at first — one
+reason why gated models can start slower (chapter 3 saw SE's gates start there too); the `gpu`
+profile trains longer.
 
 ## 8. Why both poolings, and why 7×7? An ablation
 
@@ -629,9 +641,12 @@ scores = {}   # map name -> list over seeds of localisation_scores dicts
 def add(name, maps):
     scores.setdefault(name, []).append(al.localisation_scores(maps, score_set.boxes, 40))
 
+gcam = {"baseline": [], "+SG": []}   # stage-3 Grad-CAM maps per seed, reused below
 for mb, ms in zip(base_runs.models, sg_runs.models):
-    add("Grad-CAM, baseline", gradcam_maps(mb, score_set))
-    add("Grad-CAM, +SG", gradcam_maps(ms, score_set))
+    gcam["baseline"].append(gradcam_maps(mb, score_set))
+    gcam["+SG"].append(gradcam_maps(ms, score_set))
+    add("Grad-CAM, baseline", gcam["baseline"][-1])
+    add("Grad-CAM, +SG", gcam["+SG"][-1])
     _, act_b = gate_and_activation_maps(mb, score_set)
     gates_s, act_s = gate_and_activation_maps(ms, score_set)
     add("stage-1 activation, baseline", act_b)
@@ -669,6 +684,65 @@ gate lines say, seed by seed, whether the gate's own map beats a uniform map. Th
 shows Grad-CAM pictures in which networks with CBAM (channel *and* spatial gates, on ImageNet)
 cover the target objects better than their baselines; it gives no localisation number for the
 spatial gate alone, so the printed verdict is our only quantitative evidence either way.
+
+### Where does a feature cell sit in the image?
+
+The scores upsample a 5×5 map bilinearly (`align_corners=False`), which places cell $i$ of a map
+downsampled $s$ times at image coordinate $s(i+\\tfrac12)$, the centre of the block of input
+pixels it replaces. Our stride-2 convolutions with padding 1, however, centre output cell $i$ on
+input pixel $2i$, so cells look up and to the left of where the upsampled map puts them, and the
+error adds up over the stem, stage 2 and stage 3. We measure where the central cell of each stage
+looks: the centroid of the magnitude of its gradient with respect to the input. The offset we are
+after comes from strides and paddings, not from learning, so an untrained network will do.
+"""),
+code("""
+al.seed_everything(0)
+probe_net = al.ResNetBackbone().eval()
+x_probe = torch.rand(1, 1, 40, 40, requires_grad=True)
+feats_p = probe_net.features(x_probe)
+pos = torch.arange(40.0) + 0.5                             # pixel centres
+offset = {}
+for st in ("stage1", "stage2", "stage3"):
+    n = feats_p[st].shape[-1]
+    i, s = n // 2, 40 // n
+    g, = torch.autograd.grad(feats_p[st][0, :, i, i].sum(), x_probe, retain_graph=True)
+    wgt = g.abs()[0, 0]
+    cx = ((wgt.sum(0) * pos).sum() / wgt.sum()).item()
+    cy = ((wgt.sum(1) * pos).sum() / wgt.sum()).item()
+    offset[st] = (i + 0.5) * s - (cx + cy) / 2
+    print(f"{st} ({n}x{n}): cell {i} looks at ({cx:.1f}, {cy:.1f}); the upsampled map puts it at "
+          f"{(i + 0.5) * s:.1f} -> offset {offset[st]:.1f} px")
+"""),
+md("""
+For the 5×5 Grad-CAM maps the printed offset is a sizeable fraction of a 12–20 px digit. We
+re-score the same stage-3 Grad-CAM maps after moving the upsampled map up and left by the
+rounded offset. The offset comes from the architecture, so it is the same for both networks.
+"""),
+code("""
+px = int(round(offset["stage3"]))
+
+def shift_up_left(maps, px, size=40):
+    up = F.interpolate(maps[:, None].float(), size=(size, size), mode="bilinear",
+                       align_corners=False)[:, 0].clamp_min(0)
+    return F.pad(up[:, px:, px:], (0, px, 0, px)) if px > 0 else up
+
+shifted = {}
+print(f"stage-3 Grad-CAM moved by {px} px; mean ± std over seeds")
+print(f"{'':>10} {'gain before':>15} {'gain after':>15} {'pointing before':>16} {'pointing after':>15}")
+for name, maps_list in gcam.items():
+    after = [al.localisation_scores(shift_up_left(g, px), score_set.boxes, 40) for g in maps_list]
+    shifted[name] = {key: al.mean_std([a[key] for a in after]) for key in ("energy_gain", "pointing")}
+    b_ = summ[f"Grad-CAM, {name}"]
+    print(f"{name:>10} " + " ".join(f"{v[0]:8.3f} ± {v[1]:.3f}" for v in
+          (b_["energy_gain"], shifted[name]["energy_gain"], b_["pointing"], shifted[name]["pointing"])))
+for key in ("energy_gain", "pointing"):
+    d, nz, wd = verdict(*shifted["baseline"][key], *shifted["+SG"][key])
+    print(f"after the shift, {key}: +SG minus baseline = {d:+.3f} (2 x pooled std {nz:.3f}) -> {wd}")
+"""),
+md("""
+Whether the corrected maps score higher, and whether the comparison between the two networks
+changes, is what the table says. The lesson carries over to every later chapter: a coarse map
+is evidence about *where* only after its cells are placed where they actually look.
 
 ## Exercises
 
