@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .models import ResNetBackbone
 
@@ -37,7 +38,9 @@ class LTPAttention(nn.Module):
     When ``C_l != C_g`` the local features are first projected to ``C_g`` channels by a 1x1
     convolution without bias (``project``), as the paper does when the dimensions differ; the
     projected features :math:`\hat{\boldsymbol{\ell}}_i` then replace :math:`\boldsymbol{\ell}_i`
-    in both the compatibility and the descriptor. In ``"pc"`` mode :math:`\mathbf{u}` is the
+    in both the compatibility and the descriptor (``forward`` applies :math:`\mathbf{P}` to
+    vectors rather than to every position, which gives the same numbers at a fraction of the
+    cost). In ``"pc"`` mode :math:`\mathbf{u}` is the
     weight of the 1x1 convolution ``u`` (no bias; a bias would cancel in the softmax).
 
     ``last_map`` (softmax weights, sum 1 over positions) and ``last_compat`` (the scores
@@ -65,14 +68,20 @@ class LTPAttention(nn.Module):
             raise ValueError(f"mismatched feature sizes: the global feature must be (B, "
                              f"{self.global_channels}) with the local features' batch "
                              f"B={local.shape[0]}, got {tuple(g.shape)}")
-        ell = self.project(local)                                  # (B, C_g, H, W)
-        g4 = g[:, :, None, None]                                   # (B, C_g, 1, 1)
+        # The projection P is linear, so it is applied to vectors, never to the whole map:
+        # <u, P l_i + g> = <P^T u, l_i> + <u, g>,  <P l_i, g> = <l_i, P^T g>,
+        # sum_i a_i P l_i = P sum_i a_i l_i.  Same numbers, no (B, C_g, H, W) tensor.
+        P = None if isinstance(self.project, nn.Identity) else self.project.weight.flatten(1)  # (C_g, C_l)
         if self.mode == "pc":
-            c = self.u(ell + g4)                                   # (B, 1, H, W)
+            u = self.u.weight.flatten(1)                           # (1, C_g)
+            w = u if P is None else u @ P                          # (1, C_l): P^T u
+            c = F.conv2d(local, w[:, :, None, None]) + (g @ u.t())[:, :, None, None]  # (B, 1, H, W)
         else:
-            c = (ell * g4).sum(1, keepdim=True)                    # (B, 1, H, W)
+            q = g if P is None else g @ P                          # (B, C_l): P^T g
+            c = (local * q[:, :, None, None]).sum(1, keepdim=True)  # (B, 1, H, W)
         a = torch.softmax(c.flatten(2), dim=-1).view_as(c)         # softmax over H*W positions
-        g_a = (a * ell).sum((2, 3))                                # (B, C_g)
+        pooled = (a * local).sum((2, 3))                           # (B, C_l): sum_i a_i l_i
+        g_a = pooled if P is None else pooled @ P.t()              # (B, C_g)
         self.last_map, self.last_compat = a.detach(), c.detach()
         return g_a, a
 
