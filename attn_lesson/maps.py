@@ -7,9 +7,15 @@
   (:func:`box_energy`), the same share for a uniform map (:func:`box_area_fraction`, the chance
   level), and the pointing game (:func:`pointing_game`: is the map's maximum inside the box?).
 
-Maps may have any resolution ``(h, w)``; they are upsampled bilinearly to the image size
-``(H, W)`` before scoring, so that a 5x5 stage-3 map and a 40x40 Grad-CAM map are compared on
-the same pixels. Boxes are ``(x0, y0, x1, y1)`` in image pixels with ``x1``/``y1`` exclusive,
+Maps may have any resolution ``(h, w)``; :func:`upsample` brings them bilinearly to the image
+size ``(H, W)`` before scoring, so that a 5x5 stage-3 map and a 40x40 Grad-CAM map are compared
+on the same pixels. Where a map cell sits in the image matters (``anchor``): in the course
+backbone every downsampling layer is a 3x3 (or 1x1) convolution with stride 2 and padding
+``k // 2``, so feature cell ``i`` of a map with stride ``s = H / h`` is centred on input pixel
+``s * i`` (``anchor="stride"``, the default). The generic image-resize convention
+(``anchor="centre"``, ``F.interpolate(align_corners=False)``) would centre it on pixel
+``s * i + (s - 1) / 2`` instead, i.e. 3.5 px too far right and down for a stage-3 map of a
+40x40 image. Boxes are ``(x0, y0, x1, y1)`` in image pixels with ``x1``/``y1`` exclusive,
 as :func:`attn_lesson.data.cluttered_digits` returns them.
 """
 from __future__ import annotations
@@ -88,9 +94,54 @@ class GradCAM:
 
 
 # ----------------------------------------------------------------------------------------
+# Upsampling maps to the image
+# ----------------------------------------------------------------------------------------
+ANCHORS = ("stride", "centre")
+
+
+def _size(image_size) -> tuple[int, int]:
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    H, W = (int(v) for v in image_size)
+    if H < 1 or W < 1:
+        raise ValueError(f"image_size must be positive, got {image_size!r}")
+    return H, W
+
+
+def upsample(maps: torch.Tensor, image_size, *, anchor: str = "stride") -> torch.Tensor:
+    """Bilinear upsampling of ``(B, h, w)`` maps to ``(B, H, W)``.
+
+    ``anchor="stride"``: cell ``i`` is centred on pixel ``i * H / h`` (strided convolutions with
+    padding ``k // 2``, as in the course backbone); values beyond the last cell are held
+    constant. ``anchor="centre"``: cell ``i`` covers pixels ``[i * s, (i + 1) * s)`` and is
+    centred in that block (``F.interpolate(..., align_corners=False)``; e.g. average pooling).
+    """
+    if anchor not in ANCHORS:
+        raise ValueError(f"anchor must be one of {ANCHORS}, got {anchor!r}")
+    maps = torch.as_tensor(maps).float()
+    if maps.dim() != 3:
+        raise ValueError(f"maps must have shape (B, h, w), got {tuple(maps.shape)}")
+    H, W = _size(image_size)
+    B, h, w = maps.shape
+    if (h, w) == (H, W):
+        return maps
+    if anchor == "centre":
+        return F.interpolate(maps[:, None], size=(H, W), mode="bilinear", align_corners=False)[:, 0]
+
+    def coords(n_out, n_in):  # pixel -> feature coordinate, normalised for align_corners=True
+        u = torch.arange(n_out, dtype=torch.float32, device=maps.device) * (n_in / n_out)
+        return 2 * u / (n_in - 1) - 1 if n_in > 1 else torch.zeros_like(u)
+
+    gy, gx = torch.meshgrid(coords(H, h), coords(W, w), indexing="ij")
+    grid = torch.stack([gx, gy], -1).expand(B, H, W, 2)
+    return F.grid_sample(maps[:, None], grid, mode="bilinear", padding_mode="border",
+                         align_corners=True)[:, 0]
+
+
+# ----------------------------------------------------------------------------------------
 # Localisation scores
 # ----------------------------------------------------------------------------------------
-def _prepare(maps, boxes, image_size) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _prepare(maps, boxes, image_size, anchor="stride") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     maps = torch.as_tensor(maps).detach().float().cpu()
     if maps.dim() == 4:
         if maps.shape[1] != 1:
@@ -102,17 +153,11 @@ def _prepare(maps, boxes, image_size) -> tuple[torch.Tensor, torch.Tensor, torch
     if boxes.dim() != 2 or boxes.shape != (maps.shape[0], 4):
         raise ValueError(f"boxes must have shape (B, 4) = ({maps.shape[0]}, 4) as (x0, y0, x1, y1), "
                          f"got {tuple(boxes.shape)}")
-    if isinstance(image_size, int):
-        image_size = (image_size, image_size)
-    H, W = (int(v) for v in image_size)
-    if H < 1 or W < 1:
-        raise ValueError(f"image_size must be positive, got {image_size!r}")
+    H, W = _size(image_size)
     if (maps < 0).any():
         raise ValueError("maps must be non-negative (a ReLU'd Grad-CAM or a sigmoid/softmax map); "
                          f"the smallest value is {maps.min().item():.3g}")
-    if (maps.shape[1], maps.shape[2]) != (H, W):
-        maps = F.interpolate(maps[:, None], size=(H, W), mode="bilinear", align_corners=False)[:, 0]
-        maps = maps.clamp_min(0)
+    maps = upsample(maps, (H, W), anchor=anchor).clamp_min(0)
     ys = torch.arange(H, dtype=torch.float32).view(1, H, 1) + 0.5   # pixel centres
     xs = torch.arange(W, dtype=torch.float32).view(1, 1, W) + 0.5
     x0, y0, x1, y1 = (boxes[:, i].view(-1, 1, 1) for i in range(4))
@@ -120,11 +165,12 @@ def _prepare(maps, boxes, image_size) -> tuple[torch.Tensor, torch.Tensor, torch
     return maps, inside, boxes
 
 
-def box_energy(maps, boxes, image_size) -> torch.Tensor:
+def box_energy(maps, boxes, image_size, *, anchor: str = "stride") -> torch.Tensor:
     r"""Share of each map's mass inside its box, per image: :math:`\sum_{p\in\text{box}} m_p /
     \sum_p m_p` (after upsampling to ``image_size``). 1 = all attention on the object.
-    A map that is zero everywhere scores the chance level (as if uniform)."""
-    maps, inside, _ = _prepare(maps, boxes, image_size)
+    A map that is zero everywhere scores the chance level (as if uniform). ``anchor``: see
+    :func:`upsample`."""
+    maps, inside, _ = _prepare(maps, boxes, image_size, anchor)
     total = maps.sum((1, 2))
     energy = (maps * inside).sum((1, 2)) / total.clamp_min(1e-12)
     chance = inside.float().mean((1, 2))
@@ -139,12 +185,13 @@ def box_area_fraction(boxes, image_size) -> torch.Tensor:
     return box_energy(torch.ones(boxes.shape[0], 1, 1), boxes, image_size)
 
 
-def pointing_game(maps, boxes, image_size, *, tolerance: float = 0.0) -> torch.Tensor:
+def pointing_game(maps, boxes, image_size, *, tolerance: float = 0.0,
+                  anchor: str = "stride") -> torch.Tensor:
     """Per image, 1.0 when the map's maximum (after upsampling) lies inside the box grown by
     ``tolerance`` pixels on every side, else 0.0. Ties: the first maximum in row-major order."""
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be >= 0 pixels, got {tolerance!r}")
-    maps, _, boxes = _prepare(maps, boxes, image_size)
+    maps, _, boxes = _prepare(maps, boxes, image_size, anchor)
     B, H, W = maps.shape
     idx = maps.flatten(1).argmax(1)
     py, px = (idx // W).float() + 0.5, (idx % W).float() + 0.5
@@ -154,12 +201,13 @@ def pointing_game(maps, boxes, image_size, *, tolerance: float = 0.0) -> torch.T
     return hit.float()
 
 
-def localisation_scores(maps, boxes, image_size, *, tolerance: float = 0.0) -> dict:
+def localisation_scores(maps, boxes, image_size, *, tolerance: float = 0.0,
+                        anchor: str = "stride") -> dict:
     """Means over the batch: ``energy`` (:func:`box_energy`), ``chance`` (the same for a
     uniform map), ``energy_gain`` (``energy / chance``: 1 = no better than uniform) and
     ``pointing`` (:func:`pointing_game` hit rate)."""
-    e = box_energy(maps, boxes, image_size)
+    e = box_energy(maps, boxes, image_size, anchor=anchor)
     c = box_area_fraction(boxes, image_size)
-    p = pointing_game(maps, boxes, image_size, tolerance=tolerance)
+    p = pointing_game(maps, boxes, image_size, tolerance=tolerance, anchor=anchor)
     return {"energy": e.mean().item(), "chance": c.mean().item(),
             "energy_gain": (e / c.clamp_min(1e-12)).mean().item(), "pointing": p.mean().item()}

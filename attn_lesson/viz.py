@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .maps import upsample
+
 
 def _np(x):
     return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
@@ -64,14 +66,16 @@ def show_images(images, labels=None, boxes=None, preds=None, *, ncols: int = 8,
 
 
 def overlay_attention(images, maps, boxes=None, *, ncols: int = 8, size: float = 1.6,
-                      alpha: float = 0.5, cmap: str = "jet", titles=None, title: str | None = None):
-    """Attention maps (any resolution, upsampled bilinearly) drawn over their images."""
+                      alpha: float = 0.5, cmap: str = "jet", titles=None, title: str | None = None,
+                      anchor: str = "stride"):
+    """Attention maps (any resolution, upsampled bilinearly with
+    :func:`attn_lesson.maps.upsample`, ``anchor`` as there) drawn over their images."""
     images = torch.as_tensor(_np(images))
     maps = torch.as_tensor(_np(maps))
     if maps.dim() == 4:
         maps = maps[:, 0]
     h, w = images.shape[-2:]
-    up = F.interpolate(maps.unsqueeze(1).float(), size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+    up = upsample(maps, (h, w), anchor=anchor)
     fig, axes = _grid(images, ncols, size)
     for i, ax in enumerate(axes):
         m = up[i].numpy()

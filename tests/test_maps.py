@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from attn_lesson.maps import upsample
 from attn_lesson import (GradCAM, ResNetBackbone, box_area_fraction, box_energy, localisation_scores,
                          pointing_game)
 
@@ -104,12 +105,16 @@ def test_pointing_game_with_tolerance():
 
 
 def test_low_resolution_maps_are_upsampled_to_the_image():
-    # a 2x2 map whose top-left cell is hot, on a 10x10 image: the box covering the top-left
-    # quarter receives most (not all: bilinear upsampling blurs) of the mass
+    # a 2x2 map whose top-left cell is hot, on a 10x10 image (stride 5)
     m = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
-    e = box_energy(m, torch.tensor([[0.0, 0.0, 5.0, 5.0]]), 10).item()
+    quarter = torch.tensor([[0.0, 0.0, 5.0, 5.0]])
+    # stride anchor: cell 0 sits on pixel 0, cell 1 on pixel 5, so the mass falls off linearly to
+    # zero at pixel 5 and all of it lies in the top-left quarter
+    assert box_energy(m, quarter, 10).item() == pytest.approx(1.0)
+    # centre anchor: cell 0 sits on pixel 2 (centre of its 5x5 block); bilinear blur leaks mass
+    e = box_energy(m, quarter, 10, anchor="centre").item()
     assert 0.6 < e < 1.0
-    assert pointing_game(m, torch.tensor([[0.0, 0.0, 5.0, 5.0]]), 10).item() == 1.0
+    assert pointing_game(m, quarter, 10).item() == 1.0
 
 
 def test_batch_means_and_4d_maps():
@@ -139,3 +144,37 @@ def test_scores_reject_bad_input(maps, boxes, size, match):
 def test_pointing_rejects_negative_tolerance():
     with pytest.raises(ValueError, match="tolerance must be >= 0"):
         pointing_game(torch.rand(1, 4, 4), BOX, 10, tolerance=-1)
+
+
+# ---------------------------------------------------------------- where a map cell sits
+def test_stride_anchor_puts_a_cell_on_the_pixel_a_strided_conv_centres_it_on():
+    # a 3x3 conv with stride 2 and padding 1 centres output cell i on input pixel 2 i
+    conv = nn.Conv2d(1, 1, 3, stride=2, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0, 1, 1] = 1.0                      # pass the centre tap through
+    x = torch.zeros(1, 1, 16, 16)
+    x[0, 0, 6, 10] = 1.0
+    y = conv(x)[:, 0]                                     # (1, 8, 8): hot cell at (3, 5)
+    assert y[0, 3, 5] == 1.0
+    up = upsample(y, 16)                                  # default anchor="stride"
+    assert divmod(up[0].argmax().item(), 16) == (6, 10)   # back on the input pixel
+    assert up[0, 6, 10] == 1.0
+    centre = upsample(y, 16, anchor="centre")             # shifted half a pixel: mass spread
+    assert centre[0, 6, 10] < 1.0 and centre[0, 7, 11] > 0
+
+
+def test_upsample_stride_anchor_exact_values():
+    m = torch.tensor([[[0.0, 1.0], [2.0, 3.0]]])           # 2x2 -> 4x4, stride 2
+    up = upsample(m, 4)
+    torch.testing.assert_close(up[0, 0], torch.tensor([0.0, 0.5, 1.0, 1.0]))
+    torch.testing.assert_close(up[0, :, 0], torch.tensor([0.0, 1.0, 2.0, 2.0]))
+    torch.testing.assert_close(upsample(m, 2), m)
+    assert upsample(torch.ones(1, 1, 1), 5).shape == (1, 5, 5)
+
+
+def test_upsample_rejects_bad_anchor():
+    with pytest.raises(ValueError, match="anchor must be one of"):
+        upsample(torch.rand(1, 2, 2), 4, anchor="corner")
+    with pytest.raises(ValueError, match="anchor must be one of"):
+        localisation_scores(torch.rand(1, 2, 2), BOX, 10, anchor="left")
