@@ -448,9 +448,12 @@ scale by up to 2×, across the whole training range, on digits and clutter of 10
 paper enlarges ImageNet objects in a 50-layer network. Second, our "early" units sit after a
 stride-2 stem, so even unit 1 sees the digit at half resolution, and unit 3 works on 5×5 maps
 where a dilated 3×3 kernel already spans the whole map
-and, off the centre, reaches into the zero padding. Third, differences of a few
-thousandths in a mean softmax weight are small in absolute terms; the paired "images rising"
-column tells whether they are systematic over the same digits.
+and, off the centre, reaches into the zero padding. Third, look at the spread over seeds:
+the "± std over seeds" of the change says whether even its sign is stable from one trained
+model to the next (a change smaller than that std is not a property of the architecture but of
+one training run), and the paired "images rising" column tells whether a change is systematic
+over the same digits. Finally, where the last-epoch gains printed in section 5 are several
+points, the models are still early in training, and so is the selection pattern we measure.
 
 ## Exercises
 
