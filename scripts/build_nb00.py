@@ -121,8 +121,11 @@ shared backbone and how a module plugs into it.
 md("syllabus", """
 ## 2. The syllabus
 
-The course has six parts. Part I is available now. Parts II–VI are being written and will
-appear part by part, so the list below is a plan for those parts.
+The course has six parts. Part I is available now; Parts II (chapters 3–5) and III (chapters
+6–9: spatial attention with Grad-CAM, CBAM, BAM, Learn to Pay Attention) are in the book as
+first versions whose `cpu`-profile training is short (each chapter says what that means for its
+comparisons). The rest is being written and will appear part by part, so for the chapters not
+yet in the table of contents the list below is a plan.
 
 - **Part I. Foundations.** 0: how to use this book (this chapter). 1: what attention is, as a
   taxonomy: soft vs hard attention; spatial, channel and mixed domains; weights on inputs vs
