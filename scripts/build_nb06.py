@@ -349,7 +349,7 @@ hand_maps = {"uniform": torch.ones(1, S, S), "box only": inside, "left half": le
              "outside only": outside, "5x5, centre cell": peak}
 # known answers: (energy, pointing)
 expected = {"uniform": (0.25, 0.0), "box only": (1.0, 1.0), "left half": (0.25, 0.0),
-            "outside only": (0.0, 0.0), "5x5, centre cell": (1.0, 1.0)}
+            "outside only": (0.0, 0.0), "5x5, centre cell": ((63 / 64) ** 2, 1.0)}
 print(f"{'map':>18} {'energy':>7} {'chance':>7} {'gain':>6} {'pointing':>9}")
 for name, m in hand_maps.items():
     sc = al.localisation_scores(m, box, S)
@@ -363,8 +363,13 @@ contains half of the box: energy 0.25, exactly the chance level — covering the
 enough, the map must also avoid the background. The *uniform* map fails the pointing game:
 with ties the maximum is the first pixel in row-major order, the top-left corner, which is
 outside the box (for a constant map the pointing game is meaningless, which is why we read it
-together with the energy). The *5×5* map is upsampled to 40×40: its single hot cell becomes a
-bump around the image centre that stays inside the box, so all its mass is in the box.
+together with the energy). The *5×5* map is upsampled to 40×40 by the rule checked at the end
+of section 9: cell $i$ of a map with stride 8 sits on pixel $8i$, so the hot cell $(2, 2)$ sits on
+pixel $(16, 16)$, and bilinear interpolation spreads it into a pyramid over pixels 9–23 in each
+direction, with weight $1-|x-16|/8$. Its peak is in the box (pointing 1), but the pyramid's
+outermost column and row, at pixel 9 with weight $1/8$, lie just outside the box, which starts at
+pixel 10. Those carry $1/64$ of each direction's mass, so the energy is $(63/64)^2\approx0.969$,
+not 1.
 
 ## 6. Grad-CAM from scratch
 
@@ -687,13 +692,17 @@ spatial gate alone, so the printed verdict is our only quantitative evidence eit
 
 ### Where does a feature cell sit in the image?
 
-The scores upsample a 5×5 map bilinearly (`align_corners=False`), which places cell $i$ of a map
-downsampled $s$ times at image coordinate $s(i+\\tfrac12)$, the centre of the block of input
-pixels it replaces. Our stride-2 convolutions with padding 1, however, centre output cell $i$ on
-input pixel $2i$, so cells look up and to the left of where the upsampled map puts them, and the
-error adds up over the stem, stage 2 and stage 3. We measure where the central cell of each stage
-looks: the centroid of the magnitude of its gradient with respect to the input. The offset we are
-after comes from strides and paddings, not from learning, so an untrained network will do.
+Every score above first upsamples a coarse map to 40×40, and that needs a rule for *where* cell
+$i$ of a map downsampled $s$ times sits in the image. The rule of image resizing
+(`F.interpolate(..., align_corners=False)`, `anchor="centre"` in `attn_lesson.maps.upsample`)
+puts it at coordinate $s(i+\\tfrac12)$, the centre of the $s\\times s$ block of pixels it
+replaces. Our network downsamples with 3×3 convolutions of stride 2 and padding 1, which centre
+output cell $i$ on input pixel $2i$; composed over the stem, stage 2 and stage 3, cell $i$ of a
+stride-$s$ map is centred on pixel $s\\,i$ (coordinate $s\\,i+\\tfrac12$). That is the rule
+`attn_lesson` uses by default (`anchor="stride"`), in the scores above and in the overlays.
+We check it: for the central cell of each stage we measure where it actually looks, as the
+centroid of the magnitude of its gradient with respect to the input. Where a cell looks comes
+from strides and paddings, not from learning, so an untrained network will do.
 """),
 code("""
 al.seed_everything(0)
@@ -701,7 +710,7 @@ probe_net = al.ResNetBackbone().eval()
 x_probe = torch.rand(1, 1, 40, 40, requires_grad=True)
 feats_p = probe_net.features(x_probe)
 pos = torch.arange(40.0) + 0.5                             # pixel centres
-offset = {}
+err = {"centre": {}, "stride": {}}
 for st in ("stage1", "stage2", "stage3"):
     n = feats_p[st].shape[-1]
     i, s = n // 2, 40 // n
@@ -709,40 +718,38 @@ for st in ("stage1", "stage2", "stage3"):
     wgt = g.abs()[0, 0]
     cx = ((wgt.sum(0) * pos).sum() / wgt.sum()).item()
     cy = ((wgt.sum(1) * pos).sum() / wgt.sum()).item()
-    offset[st] = (i + 0.5) * s - (cx + cy) / 2
-    print(f"{st} ({n}x{n}): cell {i} looks at ({cx:.1f}, {cy:.1f}); the upsampled map puts it at "
-          f"{(i + 0.5) * s:.1f} -> offset {offset[st]:.1f} px")
+    looks = (cx + cy) / 2
+    err["centre"][st] = (i + 0.5) * s - looks
+    err["stride"][st] = (s * i + 0.5) - looks
+    print(f"{st} ({n}x{n}): cell {i} looks at ({cx:.1f}, {cy:.1f}); resize rule puts it at "
+          f"{(i + 0.5) * s:.1f} (off by {err['centre'][st]:+.1f} px), stride rule at "
+          f"{s * i + 0.5:.1f} (off by {err['stride'][st]:+.1f} px)")
+assert all(abs(err["stride"][st]) < abs(err["centre"][st]) for st in err["stride"]), \\
+    "the stride rule should place every stage's cells closer to where they look"
 """),
 md("""
-For the 5×5 Grad-CAM maps the printed offset is a sizeable fraction of a 12–20 px digit. We
-re-score the same stage-3 Grad-CAM maps after moving the upsampled map up and left by the
-rounded offset. The offset comes from the architecture, so it is the same for both networks.
+The stride rule is the closer one at every stage (asserted above), and the resize rule's error
+grows with the stride. How much does the choice matter for the localisation scores? We re-score
+the same stage-3 Grad-CAM maps with the resize rule and put the result beside the numbers above.
 """),
 code("""
-px = int(round(offset["stage3"]))
-
-def shift_up_left(maps, px, size=40):
-    up = F.interpolate(maps[:, None].float(), size=(size, size), mode="bilinear",
-                       align_corners=False)[:, 0].clamp_min(0)
-    return F.pad(up[:, px:, px:], (0, px, 0, px)) if px > 0 else up
-
-shifted = {}
-print(f"stage-3 Grad-CAM moved by {px} px; mean ± std over seeds")
-print(f"{'':>10} {'gain before':>15} {'gain after':>15} {'pointing before':>16} {'pointing after':>15}")
+misplaced = {}
+print("stage-3 Grad-CAM; mean ± std over seeds")
+print(f"{'':>10} {'gain, stride':>15} {'gain, resize':>15} {'pointing, stride':>17} {'pointing, resize':>17}")
 for name, maps_list in gcam.items():
-    after = [al.localisation_scores(shift_up_left(g, px), score_set.boxes, 40) for g in maps_list]
-    shifted[name] = {key: al.mean_std([a[key] for a in after]) for key in ("energy_gain", "pointing")}
+    after = [al.localisation_scores(g, score_set.boxes, 40, anchor="centre") for g in maps_list]
+    misplaced[name] = {key: al.mean_std([a[key] for a in after]) for key in ("energy_gain", "pointing")}
     b_ = summ[f"Grad-CAM, {name}"]
     print(f"{name:>10} " + " ".join(f"{v[0]:8.3f} ± {v[1]:.3f}" for v in
-          (b_["energy_gain"], shifted[name]["energy_gain"], b_["pointing"], shifted[name]["pointing"])))
+          (b_["energy_gain"], misplaced[name]["energy_gain"], b_["pointing"], misplaced[name]["pointing"])))
 for key in ("energy_gain", "pointing"):
-    d, nz, wd = verdict(*shifted["baseline"][key], *shifted["+SG"][key])
-    print(f"after the shift, {key}: +SG minus baseline = {d:+.3f} (2 x pooled std {nz:.3f}) -> {wd}")
+    d, nz, wd = verdict(*misplaced["baseline"][key], *misplaced["+SG"][key])
+    print(f"with the resize rule, {key}: +SG minus baseline = {d:+.3f} (2 x pooled std {nz:.3f}) -> {wd}")
 """),
 md("""
-Whether the corrected maps score higher, and whether the comparison between the two networks
-changes, is what the table says. The lesson carries over to every later chapter: a coarse map
-is evidence about *where* only after its cells are placed where they actually look.
+Whether the misplaced maps score lower, and whether the comparison between the two networks
+changes with the rule, is what the table says. The lesson carries over to every later chapter: a
+coarse map is evidence about *where* only after its cells are placed where they actually look.
 
 ## Exercises
 
