@@ -65,7 +65,7 @@ scored for localisation.
 """),
 code("""
 CFG = PROFILE.pick(
-    cpu=dict(n_train=3000, n_test=1000, epochs=4, clutter=4, seeds=(0, 1, 2), batch_size=64,
+    cpu=dict(n_train=4000, n_test=1000, epochs=5, clutter=4, seeds=(0, 1, 2), batch_size=64,
              lr=5e-3, ablation_seeds=(0,),
              ablations={"avg, 7x7": dict(kernel_size=7, pool="avg"),
                         "max, 7x7": dict(kernel_size=7, pool="max"),

@@ -63,7 +63,7 @@ hidden units (exercise 2).
 """),
 code("""
 CFG = PROFILE.pick(
-    cpu=dict(n_train=2500, n_test=800, epochs=3, batch_size=64, lr=5e-3, r=4,
+    cpu=dict(n_train=2500, n_test=800, epochs=4, batch_size=64, lr=5e-3, r=4,
              seeds=(0, 1, 2), ablation_seeds=(0, 1), n_probe=400),
     gpu=dict(n_train=20000, n_test=5000, epochs=8, batch_size=128, lr=5e-3, r=4,
              seeds=(0, 1, 2, 3, 4), ablation_seeds=(0, 1, 2), n_probe=2000),

@@ -61,7 +61,7 @@ profile to stay within the time budget (exercise 1 runs it).
 """),
 code("""
 CFG = PROFILE.pick(
-    cpu=dict(n_train=3000, n_test=800, epochs=5, seeds=(0, 1, 2), batch_size=64, lr=5e-3,
+    cpu=dict(n_train=4000, n_test=800, epochs=5, seeds=(0, 1, 2), batch_size=64, lr=5e-3,
              clutter=4, levels=(1, 2, 3), global_channels=64, n_maps=500, indep_seeds=()),
     gpu=dict(n_train=20000, n_test=5000, epochs=10, seeds=(0, 1, 2, 3, 4), batch_size=256, lr=5e-3,
              clutter=4, levels=(1, 2, 3), global_channels=64, n_maps=2000, indep_seeds=(0, 1, 2)),
