@@ -20,15 +20,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .channel import _check_int
 from .models import ResNetBackbone
 
 MODES = ("pc", "dp")
 AGGREGATIONS = ("concat", "indep")
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 class LTPAttention(nn.Module):

@@ -19,14 +19,11 @@ from functools import partial
 import torch
 import torch.nn as nn
 
+from .channel import _check_int
+
 POOLS = ("avg", "max", "both")
 ORDERS = ("channel-spatial", "spatial-channel", "parallel")
 FUSIONS = ("sum", "product", "max")
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def _check_odd(name: str, value) -> None:
