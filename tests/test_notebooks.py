@@ -63,3 +63,23 @@ def test_chapter_has_exercises_with_hidden_solutions(path):
     text = "".join("".join(c["source"]) for c in _load(path)["cells"] if c["cell_type"] == "markdown")
     assert text.count("<details>") >= 3 and text.count("<details>") == text.count("</details>"), \
         f"{path.name}: needs at least 3 exercises with <details> solutions"
+
+
+def test_nbval_output_wait_is_raised_by_the_root_conftest():
+    import importlib.util
+    import inspect
+
+    import nbval.plugin
+
+    # The attribute the root conftest overrides must still be the one nbval reads.
+    src = inspect.getsource(nbval.plugin.IPyNbCell)
+    assert "self.output_timeout = " in src and "timeout=self.output_timeout" in src
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    root_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root_conftest)
+    cell = object.__new__(nbval.plugin.IPyNbCell)
+    cell.output_timeout = 5
+    other = type("Other", (), {"output_timeout": 5})()
+    root_conftest.pytest_collection_modifyitems(None, [cell, other])
+    assert cell.output_timeout == root_conftest.NBVAL_OUTPUT_WAIT_S >= 60
+    assert other.output_timeout == 5
