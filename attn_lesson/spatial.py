@@ -142,11 +142,15 @@ class ChannelGate(nn.Module):
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """The weights :math:`\\mathbf{s}` as ``(B, C, 1, 1)``, without applying them."""
-        logits = 0
+        pooled = []
         if self.pool in ("avg", "both"):
-            logits = logits + self.mlp(x.mean((2, 3), keepdim=True))
+            pooled.append(x.mean((2, 3), keepdim=True))
         if self.pool in ("max", "both"):
-            logits = logits + self.mlp(x.amax((2, 3), keepdim=True))
+            pooled.append(x.amax((2, 3), keepdim=True))
+        # One MLP call on the stacked vectors, then the sum over the poolings: the same
+        # numbers as MLP(avg) + MLP(max), but each layer runs once (faster on a CPU).
+        b = x.shape[0]
+        logits = self.mlp(torch.cat(pooled, 0)).view(len(pooled), b, -1, 1, 1).sum(0)
         return self.gate(logits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -559,7 +559,7 @@ for name in ("LTPA-pc", "LTPA-dp"):
         beats_gradcam.append(better)
         partly.append(not better and "higher" in v_eg + v_pt and "lower" not in v_eg + v_pt)
         print(f"{name} level {level}: energy gain {eg_m:.2f} ± {eg_s:.2f} -> "
-              f"{'above' if chance_ok else 'not clearly above'} chance (mean - 1 > 2 standard errors?); vs Grad-CAM "
+              f"{'above' if chance_ok else 'not clearly above'} chance (test: mean - 1 > 2 standard errors); vs Grad-CAM "
               f"({ref['energy_gain'][0]:.2f}, pointing {ref['pointing'][0]:.2f}): energy gain {v_eg}, "
               f"pointing {v_pt}")
 n_cases = len(beats_chance)

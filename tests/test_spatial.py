@@ -74,6 +74,10 @@ def test_channel_gate_equation_and_avg_only_equals_se():
     se = SEModule(16, 4)
     se.load_state_dict(avg.state_dict())
     torch.testing.assert_close(avg(x), se(x))
+    # max pooling only: the same MLP on the max-pooled vector alone
+    mx = ChannelGate(16, 4, pool="max")
+    mx.load_state_dict(g.state_dict())
+    torch.testing.assert_close(mx(x), x * torch.sigmoid(mlp(x.amax((2, 3), keepdim=True))))
 
 
 @pytest.mark.parametrize("channels, reduction", [(8, 16), (4, 5)])
