@@ -674,8 +674,7 @@ for row, dil in enumerate((1, 2, 4)):
     for j in range(3):
         for stage in (1, 2):
             ax = axes[row, 2 * j + (stage - 1)]
-            up = F.interpolate(maps[stage - 1][0][j:j + 1], size=(40, 40), mode="bilinear",
-                               align_corners=False)[0, 0]
+            up = al.maps.upsample(maps[stage - 1][0][j:j + 1, 0], 40)[0]
             ax.imshow(probe.images[j, 0], cmap="gray")
             ax.imshow(up, cmap="jet", alpha=0.5, vmin=0, vmax=1)
             x0, y0, x1, y1 = probe.boxes[j].tolist()

@@ -674,7 +674,7 @@ baseline's Grad-CAM.
 
 ```python
 def jaccard(maps, masks, keep=0.2):
-    up = F.interpolate(maps.float(), size=masks.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    up = al.maps.upsample(maps[:, 0], masks.shape[-2:])          # the scores' placement rule
     k = int(keep * up[0].numel())
     thr = up.flatten(1).topk(k, dim=1).values[:, -1:, None]     # per-image threshold
     pred = up >= thr
