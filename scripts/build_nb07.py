@@ -737,9 +737,10 @@ for (name, (_, r)), g in zip(points.items(), gain):
 print(f"Spearman rank correlation between initial gain and final accuracy: {rho:+.2f} "
       f"(7 configurations; +1 = perfectly ordered by the gain)")
 fig, ax = plt.subplots(figsize=(5.2, 3.6))
-ax.errorbar(gain, acc, yerr=err, fmt="o", capsize=3)
-for name, g, a in zip(points, gain, acc):
-    ax.annotate(name, (g, a), textcoords="offset points", xytext=(5, 4), fontsize=8)
+markers = "osD^v<>"
+for (name, g, a, e), mk in zip(zip(points, gain, acc, err), markers):
+    ax.errorbar(g, a, yerr=e, fmt=mk, capsize=3, label=name)
+ax.legend(fontsize=7, loc="lower right")
 ax.set_xlabel("branch gain at initialisation (mean over blocks)")
 ax.set_ylabel("final test accuracy")
 ax.set_title(f"short training rewards an open branch? Spearman {rho:+.2f}")
