@@ -800,11 +800,13 @@ how much of the residual branch the gates pass at the start, a matter of initial
 training length rather than of *where* the gates look; the ordering ablation above is
 confounded by it, because the parallel arrangement starts with about four times the branch gain
 of the sequential ones. The paper's ablations compare fully trained ImageNet models, where a
-slow start has had about 100 epochs to be made up; our `cpu` runs cannot speak to that regime,
-and the `gpu` profile (10 epochs of 20,000 images) is the place to check whether the ordering
-survives longer training. A lecturer can also draw a general lesson from it: a module that
-multiplies a residual branch by sigmoid gates changes the network's effective initialisation,
-which is one reason later designs start their gates near identity.
+slow start has had many epochs to be made up; our `cpu` runs cannot speak to that regime, and
+the `gpu` profile (10 epochs of 20,000 images) is the place to check whether the ordering
+survives longer training. There is a general lesson too: a module that multiplies a residual
+branch by sigmoid gates changes the network's effective initialisation. The same concern
+returns in Part IV, where SAGAN adds its self-attention output through a learnable scale
+initialised to 0 {cite}`zhang2019sagan` and the non-local block initialises the scale of its
+last BN to 0 {cite}`wang2018nonlocal`, so that both blocks start as the identity.
 
 ## Exercises
 
