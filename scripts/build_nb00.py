@@ -122,9 +122,9 @@ md("syllabus", """
 ## 2. The syllabus
 
 The course has six parts. Part I is available now; Parts II (chapters 3–5) and III (chapters
-6–9: spatial attention with Grad-CAM, CBAM, BAM, Learn to Pay Attention) are in the book as
-first versions whose `cpu`-profile training is short (each chapter says what that means for its
-comparisons). The rest is being written and will appear part by part, so for the chapters not
+6–9: spatial attention with Grad-CAM, CBAM, BAM, Learn to Pay Attention) are in the book; their
+`cpu`-profile training is short, and each chapter says what that means for its comparisons
+(chapter 7 shows why short training penalises gated blocks, and tests it). The rest is being written and will appear part by part, so for the chapters not
 yet in the table of contents the list below is a plan.
 
 - **Part I. Foundations.** 0: how to use this book (this chapter). 1: what attention is, as a
