@@ -185,6 +185,17 @@ class SeedRuns:
     def wall_time(self) -> float:
         return sum(h.wall_time for h in self.histories)
 
+    def subset(self, seeds, label: str | None = None) -> "SeedRuns":
+        """The runs whose seed is in ``seeds`` (histories and, where kept, models), in run order."""
+        seeds = set(seeds)
+        have = [h.seed for h in self.histories]
+        if not seeds or not seeds <= set(have):
+            raise ValueError(f"seeds must be a non-empty subset of this configuration's seeds {have}, "
+                             f"got {sorted(seeds)}")
+        keep = [i for i, s in enumerate(have) if s in seeds]
+        models = [self.models[i] for i in keep] if self.models else []
+        return SeedRuns(label or self.label, [self.histories[i] for i in keep], models)
+
     def __str__(self) -> str:
         return f"{self.label}: {self.mean:.4f} ± {self.std:.4f} (n={len(self.accs)} seeds)"
 

@@ -652,8 +652,7 @@ for name, opts in ABL.items():
     abl[name] = al.run_seeds(lambda: al.ResNetBackbone(attention=al.cbam(R, CFG["kernel_size"], **opts)),
                              train, test, seeds=CFG["ablation_seeds"], label=name, **FIT)
     print(abl[name])
-ref_hist = [h for s, h in zip(CFG["seeds"], cbam_runs.histories) if s in CFG["ablation_seeds"]]
-ref = al.SeedRuns("channel-spatial, pool=both", ref_hist)
+ref = cbam_runs.subset(CFG["ablation_seeds"], label="channel-spatial, pool=both")
 print("reference:", ref)
 """),
 code("""
@@ -778,8 +777,7 @@ print("initial branch gain per block, open gates:", "  ".join(f"{v:.2f}" for v i
 opened = al.run_seeds(open_cbam, train, test, seeds=CFG["ablation_seeds"],
                       label="CBAM, open gates", **FIT)
 print(opened)
-base_ab = al.SeedRuns("baseline", [h for s, h in zip(CFG["seeds"], base_runs.histories)
-                                   if s in CFG["ablation_seeds"]])
+base_ab = base_runs.subset(CFG["ablation_seeds"])
 d_ref, n_ref, w_ref = verdict(ref, opened, name_a="CBAM (default init)")
 d_base, n_base, w_base = verdict(base_ab, opened)
 if d_ref > n_ref and abs(d_base) <= n_base:

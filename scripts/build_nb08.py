@@ -779,12 +779,8 @@ for runs in (runs_bam, runs_sat):
     print(f"{runs.label:<20} after training: M mean {np.mean([m.mean().item() for m in ms]):.3f}, "
           f"std {np.mean([m.std().item() for m in ms]):.3f} (mean over seeds)")
 
-def on_ablation_seeds(runs):
-    return al.SeedRuns(runs.label, [h for sd, h in zip(CFG["seeds"], runs.histories)
-                                    if sd in CFG["ablation_seeds"]])
-
-d_map, p_map, b_map = compare(on_ablation_seeds(runs_bam), runs_sat)
-d_base, p_base, b_base = compare(on_ablation_seeds(runs_base), runs_sat)
+d_map, p_map, b_map = compare(runs_bam.subset(CFG["ablation_seeds"]), runs_sat)
+d_base, p_base, b_base = compare(runs_base.subset(CFG["ablation_seeds"]), runs_sat)
 print(f"saturated minus default BAM: {d_map:+.4f} ({'beyond' if b_map else 'within'} the seed noise, "
       f"2 x pooled std = {2 * p_map:.4f})")
 print(f"saturated minus baseline:    {d_base:+.4f} ({'beyond' if b_base else 'within'} the seed noise, "

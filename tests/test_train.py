@@ -163,3 +163,16 @@ def test_fit_with_exactly_four_steps(train_set):
         h = fit(small_model(), small, epochs=epochs, batch_size=batch, device="cpu", progress=False)
         assert len(h.train_loss) == epochs
         assert all(v == v for v in h.train_loss)  # finite, not nan
+
+
+def test_seed_runs_subset_keeps_matching_runs_and_rejects_unknown_seeds():
+    hist = [History(label="x", seed=s, test_acc=[a]) for s, a in ((0, 0.5), (1, 0.7), (2, 0.9))]
+    runs = SeedRuns("x", hist, models=["m0", "m1", "m2"])
+    sub = runs.subset((2, 0))
+    assert [h.seed for h in sub.histories] == [0, 2] and sub.models == ["m0", "m2"]
+    assert sub.label == "x" and sub.mean == pytest.approx(0.7)
+    assert runs.subset([1], label="y").label == "y"
+    assert SeedRuns("x", hist).subset([1]).models == []
+    for bad in ([3], [0, 3], []):
+        with pytest.raises(ValueError, match="subset of this configuration's seeds"):
+            runs.subset(bad)
