@@ -1,12 +1,14 @@
 # Two commands do everything on a fresh machine:
-#   make book   -> creates .venv if missing, installs, builds the book (executes every notebook)
-#   make test   -> creates .venv if missing, installs, runs unit tests + every notebook (nbval)
+#   make book   -> creates .venv if missing, installs, builds the book with every chapter's
+#                  outputs (executes only notebooks whose executed copy is missing or stale)
+#   make test   -> creates .venv if missing, installs, runs unit tests + every notebook (nbval);
+#                  each passing notebook's outputs are kept for `make book`
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup book test bench sync-url clean
+.PHONY: setup book test bench sync sync-url clean
 
 setup: $(STAMP)
 
@@ -16,15 +18,19 @@ $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	$(BIN)/python -m pip install -r requirements-test.txt
 	touch $(STAMP)
 
+BOOK_FLAGS ?=
 book: setup
-	$(BIN)/jupyter-book build . --builder html -W --keep-going
-	@echo "Open _build/html/index.html"
+	$(BIN)/python scripts/book.py $(BOOK_FLAGS)
 
 test: setup
 	$(BIN)/python -m pytest
 
 bench: setup
 	$(BIN)/python scripts/benchmark_fit.py
+
+# after editing a chapter's .md in a text editor: update its paired .ipynb (and vice versa)
+sync: setup
+	$(BIN)/jupytext --sync notebooks/*.md
 
 sync-url: setup
 	$(BIN)/python scripts/sync_repo_url.py

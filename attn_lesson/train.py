@@ -8,7 +8,9 @@ memory. A tqdm progress bar shows live loss and accuracy.
 from __future__ import annotations
 
 import math
+import os
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -16,7 +18,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm as text_tqdm
+from tqdm.auto import tqdm as auto_tqdm
 
 from .data import BatchIterator, DigitSet
 from .runtime import get_device, seed_everything
@@ -43,6 +46,22 @@ class History:
         return (f"History({self.label!r}, seed={self.seed}, epochs={len(self.train_loss)}, "
                 f"final test acc={self.final_test_acc:.4f}, {self.images_per_sec:.0f} img/s, "
                 f"{self.wall_time:.1f} s)")
+
+
+
+PROGRESS_ENV = "ATTN_LESSON_PROGRESS"
+PROGRESS_STYLES = ("auto", "text")
+
+
+def progress_bar(**kwargs):
+    """A tqdm bar: a widget in Jupyter (``auto``), or plain text when ``$ATTN_LESSON_PROGRESS``
+    is ``text`` (recorded runs use text so that the static book shows each bar's final state)."""
+    style = os.environ.get(PROGRESS_ENV) or "auto"
+    if style not in PROGRESS_STYLES:
+        raise ValueError(f"${PROGRESS_ENV} must be one of {PROGRESS_STYLES}, got {style!r}")
+    if style == "text":
+        return text_tqdm(file=sys.stdout, **kwargs)
+    return auto_tqdm(**kwargs)
 
 
 def _tensors(data) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,7 +135,7 @@ def fit(model: nn.Module, train, test=None, *, epochs: int = 5, lr: float = 5e-3
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
                                                 pct_start=pct_start)
     hist = History(label=label, seed=seed)
-    bar = tqdm(total=steps, desc=f"{label} (seed {seed})", disable=not progress, leave=True)
+    bar = progress_bar(total=steps, desc=f"{label} (seed {seed})", disable=not progress, leave=True)
     t_start = time.perf_counter()
     train_time, seen = 0.0, 0
     for epoch in range(epochs):

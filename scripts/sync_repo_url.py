@@ -1,8 +1,10 @@
-"""Propagate the repository URL from _config.yml to every notebook.
+"""Propagate the repository URL from _config.yml to every chapter.
 
-The URL lives in ONE place: `repository.url` in `_config.yml`. Notebooks need it twice (the
+The URL lives in ONE place: `repository.url` in `_config.yml`. Chapters need it twice (the
 Colab badge and the setup cell that installs attn_lesson on Colab), so this script rewrites
-both. `tests/test_notebooks.py` fails when they disagree.
+both, in each chapter's MyST source (`notebooks/NN_slug.md`) and in its paired notebook
+(`notebooks/NN_slug.ipynb`), so the pair stays in sync. `tests/test_notebooks.py` fails when
+they disagree.
 
     python scripts/sync_repo_url.py          # rewrite notebooks
     python scripts/sync_repo_url.py --check  # exit 1 if any notebook is out of date
@@ -32,6 +34,11 @@ def expected_badge(url: str, branch: str, nb_path: str) -> str:
     return f"https://colab.research.google.com/github/{slug}/blob/{branch}/{nb_path}"
 
 
+def _rewrite(text: str, url: str, branch: str, nb_path: str) -> str:
+    text = BADGE_RE.sub(lambda m: expected_badge(url, branch, nb_path), text)
+    return INSTALL_RE.sub(f'REPO_URL = "{url}"', text)
+
+
 def sync(check: bool = False) -> list[str]:
     url, branch = config_url()
     if "github.com/" not in url:
@@ -43,8 +50,7 @@ def sync(check: bool = False) -> list[str]:
         changed = False
         for cell in data["cells"]:
             src = "".join(cell["source"])
-            new = BADGE_RE.sub(lambda m: expected_badge(url, branch, rel), src)
-            new = INSTALL_RE.sub(f'REPO_URL = "{url}"', new)
+            new = _rewrite(src, url, branch, rel)
             if new != src:
                 cell["source"] = new.splitlines(keepends=True)
                 changed = True
@@ -52,6 +58,14 @@ def sync(check: bool = False) -> list[str]:
             stale.append(rel)
             if not check:
                 nb.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        md = nb.with_suffix(".md")
+        if md.exists():
+            text = md.read_text()
+            new = _rewrite(text, url, branch, rel)
+            if new != text:
+                stale.append(md.relative_to(ROOT).as_posix())
+                if not check:
+                    md.write_text(new)
     return stale
 
 
@@ -61,4 +75,4 @@ if __name__ == "__main__":
     if check and stale:
         print("out of date:", ", ".join(stale))
         sys.exit(1)
-    print(("checked" if check else "synced"), "notebooks;", len(stale), "changed")
+    print(("checked" if check else "synced"), "chapter files;", len(stale), "changed")

@@ -1,13 +1,12 @@
 """Shared test set-up: make ``attn_lesson`` importable and keep matplotlib off-screen."""
 import importlib.util
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("MPLBACKEND", "Agg")
+import matplotlib
 
-import matplotlib  # noqa: E402
-
+# Off-screen plots in this process only (no MPLBACKEND in the environment), so the notebook
+# kernels that nbval starts later keep the inline backend and record their figures.
 matplotlib.use("Agg")
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -79,7 +79,82 @@ def test_nbval_output_wait_is_raised_by_the_root_conftest():
     spec.loader.exec_module(root_conftest)
     cell = object.__new__(nbval.plugin.IPyNbCell)
     cell.output_timeout = 5
+    cell.parent = type("File", (), {"fspath": str(ROOT / "notebooks" / "x.ipynb")})()
     other = type("Other", (), {"output_timeout": 5})()
     root_conftest.pytest_collection_modifyitems(None, [cell, other])
     assert cell.output_timeout == root_conftest.NBVAL_OUTPUT_WAIT_S >= 60
     assert other.output_timeout == 5
+
+
+def _tiny_notebook(path, cells):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    nb.cells = [nbformat.v4.new_markdown_cell("# t")] + [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, str(path))
+
+
+def test_one_nbval_run_records_outputs_for_the_book_and_times_each_notebook(tmp_path):
+    """End to end: the root conftest keeps each passing notebook's outputs (with a key) and
+    prints the per-notebook time table; a failing notebook gets no executed copy."""
+    import shutil
+
+    import nbformat
+
+    shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "notebooks").mkdir()
+    _tiny_notebook(tmp_path / "notebooks" / "good.ipynb",
+                   ["print('hello')", "6 * 7", "import matplotlib.pyplot as plt\nplt.plot([0, 1]);"])
+    _tiny_notebook(tmp_path / "notebooks" / "bad.ipynb", ["1 / 0"])
+    out = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider",
+                          "notebooks"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1, out.stdout[-2000:]          # bad.ipynb fails
+    assert "notebook wall times" in out.stdout and "budget 150 s" in out.stdout
+    lines = out.stdout.split("notebook wall times", 1)[1].splitlines()
+    assert any(l.startswith("good.ipynb") and l.rstrip().endswith("ok") for l in lines)
+    assert not (tmp_path / "_build" / "executed" / "notebooks" / "bad.ipynb").exists()
+    nb = nbformat.read(str(tmp_path / "_build" / "executed" / "notebooks" / "good.ipynb"), as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == [1, 2, 3]
+    assert code[0].outputs[0]["text"] == "hello\n"
+    assert code[1].outputs[0]["data"]["text/plain"] == "42"
+    assert any("image/png" in o.get("data", {}) for o in code[2].outputs), \
+        "figures must be recorded inline (no MPLBACKEND leaking into the kernel)"
+    nbformat.validate(nb)
+    spec = importlib_util_spec(tmp_path / "conftest.py")
+    assert nb.metadata["attn_lesson_execution"]["key"] == spec.execution_key(
+        tmp_path / "notebooks" / "good.ipynb")
+
+
+def importlib_util_spec(path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tmp_conftest", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_timing_table_is_sorted_and_marks_the_budget():
+    conf = importlib_util_spec(ROOT / "conftest.py")
+    lines = conf.timing_table({"a.ipynb": 12.0, "b.ipynb": 170.0, "c.ipynb": 149.9})
+    assert [l.split()[0] for l in lines[1:4]] == ["b.ipynb", "c.ipynb", "a.ipynb"]
+    assert "OVER by 20 s" in lines[1] and lines[2].endswith("ok") and "total" in lines[-1]
+
+
+def test_execution_key_changes_with_the_notebook_and_the_package(tmp_path, monkeypatch):
+    conf = importlib_util_spec(ROOT / "conftest.py")
+    nb = ROOT / "notebooks" / "00_how_to_use.ipynb"
+    key = conf.execution_key(nb)
+    assert key == conf.execution_key(nb)
+    fake_root = tmp_path / "repo"
+    (fake_root / "attn_lesson").mkdir(parents=True)
+    (fake_root / "n.ipynb").write_text("{}")
+    (fake_root / "attn_lesson" / "m.py").write_text("x = 1\n")
+    monkeypatch.setattr(conf, "ROOT", fake_root)
+    k1 = conf.execution_key(fake_root / "n.ipynb")
+    (fake_root / "attn_lesson" / "m.py").write_text("x = 2\n")
+    k2 = conf.execution_key(fake_root / "n.ipynb")
+    (fake_root / "n.ipynb").write_text('{"a": 1}')
+    assert len({k1, k2, conf.execution_key(fake_root / "n.ipynb")}) == 3

@@ -176,3 +176,16 @@ def test_seed_runs_subset_keeps_matching_runs_and_rejects_unknown_seeds():
     for bad in ([3], [0, 3], []):
         with pytest.raises(ValueError, match="subset of this configuration's seeds"):
             runs.subset(bad)
+
+
+def test_progress_style_from_the_environment(monkeypatch):
+    from tqdm import std
+
+    from attn_lesson import train
+
+    monkeypatch.setenv("ATTN_LESSON_PROGRESS", "text")
+    bar = train.progress_bar(total=3, disable=True)
+    assert type(bar) is std.tqdm
+    monkeypatch.setenv("ATTN_LESSON_PROGRESS", "widget")
+    with pytest.raises(ValueError, match=r"ATTN_LESSON_PROGRESS must be one of \('auto', 'text'\)"):
+        train.progress_bar(total=3)
