@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup book test bench sync sync-url clean
+.PHONY: setup book test bench reference sync sync-url clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ book: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# a chapter's converged reference comparison -> results/NN_slug.json (slow on a CPU)
+reference: setup
+	@test -n "$(CH)" || { echo "usage: make reference CH=03"; exit 2; }
+	$(BIN)/python scripts/reference.py $(CH)
 
 bench: setup
 	$(BIN)/python scripts/benchmark_fit.py

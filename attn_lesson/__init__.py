@@ -4,9 +4,11 @@ Modules: ``runtime`` (device, profile, seeding), ``data`` (Cluttered Digits, bat
 CIFAR-10), ``models`` (residual backbone with an attention slot), ``train`` (fit,
 evaluate, seeds), ``cost`` (parameters, FLOPs, latency), ``viz`` (plots), ``channel``
 (channel attention: SE, ECA, SK), ``spatial`` (spatial and mixed attention: spatial gate,
-CBAM, BAM), ``maps`` (Grad-CAM, localisation scores), ``ltpa`` (Learn to Pay Attention).
+CBAM, BAM), ``maps`` (Grad-CAM, localisation scores), ``ltpa`` (Learn to Pay Attention),
+``stats`` (``compare``: the one routine behind every "A vs B"), ``results`` (reference result
+files).
 """
-from . import viz
+from . import results, viz
 from .channel import ECAModule, SEModule, SKAttention, SKConv, eca, eca_kernel_size, se, sk
 from .ltpa import LTPANet, LTPAttention
 from .maps import GradCAM, box_area_fraction, box_energy, localisation_scores, pointing_game
@@ -17,6 +19,7 @@ from .data import (BatchIterator, DataUnavailableError, DigitSet, cluttered_digi
                    load_cifar10, random_crop_flip, random_shift)
 from .models import BasicBlock, ResNetBackbone, conv_bn_relu
 from .runtime import Profile, env_report, get_device, get_profile, seed_everything
+from .stats import Comparison, compare
 from .train import History, SeedRuns, evaluate, fit, mean_std, run_seeds
 
 __version__ = "0.1.0"
@@ -25,6 +28,7 @@ __all__ = [
     "BAM", "CBAM", "ChannelGate", "GradCAM", "LTPANet", "LTPAttention", "SpatialGate", "bam",
     "box_area_fraction", "box_energy", "cbam", "channel_gate", "localisation_scores",
     "pointing_game", "spatial_gate",
+    "Comparison", "compare", "results",
     "BatchIterator", "BasicBlock", "CostTable", "DataUnavailableError", "DigitSet", "ECAModule",
     "History", "Profile", "ResNetBackbone", "SEModule", "SKAttention", "SKConv", "SeedRuns",
     "cluttered_digits", "conv_bn_relu", "cost_table", "count_flops", "count_params", "eca",

@@ -33,7 +33,8 @@ def _grid(images, ncols: int, size: float):
     """A figure with one axis per image (images drawn); unused axes are switched off."""
     n = len(images)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat[n:]:
         ax.axis("off")
     for i, ax in enumerate(axes.flat[:n]):
@@ -61,33 +62,43 @@ def show_images(images, labels=None, boxes=None, preds=None, *, ncols: int = 8,
             ax.set_title(" ".join(parts), fontsize=8, color="tab:red" if wrong else "black")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
 def overlay_attention(images, maps, boxes=None, *, ncols: int = 8, size: float = 1.6,
-                      alpha: float = 0.5, cmap: str = "jet", titles=None, title: str | None = None,
-                      anchor: str = "stride"):
+                      alpha: float = 0.5, cmap: str = "viridis", titles=None, title: str | None = None,
+                      anchor: str = "stride", vmin=None, vmax=None, colorbar: bool = True,
+                      cbar_label: str = "attention weight"):
     """Attention maps (any resolution, upsampled bilinearly with
-    :func:`attn_lesson.maps.upsample`, ``anchor`` as there) drawn over their images."""
+    :func:`attn_lesson.maps.upsample`, ``anchor`` as there) drawn over their images.
+
+    All panels share one colour scale (``vmin``/``vmax``, default: the smallest and largest
+    value over all maps) and a perceptually uniform colour map, with a colour bar, so that a
+    near-uniform map looks uniform instead of being stretched to full contrast."""
     images = torch.as_tensor(_np(images))
     maps = torch.as_tensor(_np(maps))
     if maps.dim() == 4:
         maps = maps[:, 0]
+    if maps.shape[0] != images.shape[0]:
+        raise ValueError(f"need one map per image, got {maps.shape[0]} maps for {images.shape[0]} images")
     h, w = images.shape[-2:]
     up = upsample(maps, (h, w), anchor=anchor)
+    lo = float(up.min()) if vmin is None else float(vmin)
+    hi = float(up.max()) if vmax is None else float(vmax)
+    if not hi >= lo:
+        raise ValueError(f"vmax must be >= vmin, got vmin={lo} and vmax={hi}")
     fig, axes = _grid(images, ncols, size)
+    im = None
     for i, ax in enumerate(axes):
-        m = up[i].numpy()
-        rng = m.max() - m.min()
-        ax.imshow((m - m.min()) / (rng if rng > 0 else 1), cmap=cmap, alpha=alpha, vmin=0, vmax=1)
+        im = ax.imshow(up[i].numpy(), cmap=cmap, alpha=alpha, vmin=lo, vmax=hi if hi > lo else lo + 1e-12)
         if boxes is not None:
             _box(ax, _np(boxes[i]), color="white")
         if titles is not None:
             ax.set_title(str(titles[i]), fontsize=8)
+    if colorbar and im is not None:
+        fig.colorbar(im, ax=axes, shrink=0.9, label=cbar_label, pad=0.01)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -136,26 +147,44 @@ def bar_errors(names, means, stds, *, ylabel: str = "test accuracy", points=None
 
 
 def heatmap_grid(arrays, *, row_labels=None, col_labels=None, cmap: str = "viridis",
-                 size: float = 1.8, title: str | None = None, colorbar: bool = True, vmin=None, vmax=None):
-    """A grid of 2-D heatmaps; ``arrays`` is a nested list ``[row][col]`` or a 4-D array."""
+                 size: float = 1.8, title: str | None = None, colorbar: bool = True, vmin=None,
+                 vmax=None, xlabel="column index", ylabel="row index", cbar_label: str = "value"):
+    """A grid of 2-D heatmaps; ``arrays`` is a nested list ``[row][col]`` or a 4-D array.
+
+    Every panel keeps its index ticks and axis labels (``xlabel``/``ylabel``: one string, or
+    one per column). All panels share one colour scale (``vmin``/``vmax``, default: the
+    overall minimum and maximum), shown by a colour bar."""
     grid = [[_np(a) for a in row] for row in arrays]
     nrows, ncols = len(grid), max(len(r) for r in grid)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.8, size * nrows + 0.3), squeeze=False)
+    for row in grid:
+        for a in row:
+            if a.ndim != 2:
+                raise ValueError(f"every heatmap must be 2-D, got shape {a.shape}")
+    values = np.concatenate([a.ravel() for row in grid for a in row])
+    lo = float(values.min()) if vmin is None else float(vmin)
+    hi = float(values.max()) if vmax is None else float(vmax)
+    xl = xlabel if isinstance(xlabel, (list, tuple)) else [xlabel] * ncols
+    yl = ylabel if isinstance(ylabel, (list, tuple)) else [ylabel] * ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 1.0, size * nrows + 0.6),
+                             squeeze=False, layout="constrained")
     im = None
     for i in range(nrows):
         for j in range(ncols):
             ax = axes[i, j]
-            ax.set_xticks([]), ax.set_yticks([])
             if j >= len(grid[i]):
                 ax.axis("off")
                 continue
-            im = ax.imshow(grid[i][j], cmap=cmap, vmin=vmin, vmax=vmax)
+            im = ax.imshow(grid[i][j], cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
+            ax.tick_params(labelsize=7)
+            ax.set_xlabel(xl[j], fontsize=8)
+            label = yl[j]
+            if row_labels is not None and j == 0:
+                label = f"{row_labels[i]}\n{label}"
+            ax.set_ylabel(label, fontsize=8)
             if col_labels is not None and i == 0:
                 ax.set_title(str(col_labels[j]), fontsize=9)
-            if row_labels is not None and j == 0:
-                ax.set_ylabel(str(row_labels[i]), fontsize=9)
-    if colorbar and im is not None and vmin is not None and vmax is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
+    if colorbar and im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=cbar_label)
     if title:
         fig.suptitle(title)
     return fig

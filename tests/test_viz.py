@@ -69,18 +69,40 @@ def test_overlay_attention(digits, maps_shape):
     maps = torch.rand(maps_shape)
     fig = overlay_attention(digits.images[:4], maps, boxes=digits.boxes[:4], ncols=2,
                             titles=["a", "b", "c", "d"], title="maps")
-    assert isinstance(fig, Figure) and len(fig.axes) == 4
+    assert isinstance(fig, Figure) and len(fig.axes) == 5  # 4 panels + the colour bar
     ax = fig.axes[1]
     assert len(ax.images) == 2  # the image and the map over it
-    overlay = ax.images[1].get_array()
-    assert overlay.shape == (40, 40)  # upsampled to the image size
-    assert float(overlay.min()) == pytest.approx(0) and float(overlay.max()) == pytest.approx(1)
+    overlay = ax.images[1]
+    assert overlay.get_array().shape == (40, 40)  # upsampled to the image size
+    assert overlay.get_cmap().name == "viridis"
     assert ax.get_title() == "b" and len(_rects(ax)) == 1
+    assert fig.axes[-1].get_ylabel() == "attention weight"
+
+
+def test_overlay_attention_shares_one_colour_scale(digits):
+    # a near-uniform map and a peaked one: the near-uniform one must not be stretched
+    flat = torch.full((5, 5), 0.04) + 0.001 * torch.rand(5, 5)
+    peak = torch.zeros(5, 5)
+    peak[2, 2] = 1.0
+    fig = overlay_attention(digits.images[:2], torch.stack([flat, peak]))
+    limits = {fig.axes[i].images[1].get_clim() for i in range(2)}
+    assert len(limits) == 1
+    lo, hi = limits.pop()
+    assert lo == pytest.approx(0.0, abs=1e-6) and hi == pytest.approx(1.0, abs=1e-6)
+    fig2 = overlay_attention(digits.images[:2], torch.stack([flat, peak]), vmin=0, vmax=0.5)
+    assert fig2.axes[0].images[1].get_clim() == (0.0, 0.5)
 
 
 def test_overlay_attention_constant_map(digits):
     fig = overlay_attention(digits.images[:2], torch.ones(2, 3, 3))
     assert np.isfinite(np.asarray(fig.axes[0].images[1].get_array())).all()
+
+
+def test_overlay_attention_bad_input(digits):
+    with pytest.raises(ValueError, match="one map per image"):
+        overlay_attention(digits.images[:2], torch.rand(3, 5, 5))
+    with pytest.raises(ValueError, match="vmax must be >= vmin"):
+        overlay_attention(digits.images[:2], torch.rand(2, 5, 5), vmin=1, vmax=0)
 
 
 def test_plot_curves():
@@ -114,11 +136,22 @@ def test_bar_errors_with_points():
 def test_heatmap_grid_nested_and_array():
     arrays = [[np.random.rand(4, 4), torch.rand(4, 4)], [np.random.rand(4, 4)]]
     fig = heatmap_grid(arrays, row_labels=["r0", "r1"], col_labels=["c0", "c1"], title="h",
-                       vmin=0, vmax=1)
+                       vmin=0, vmax=1, xlabel=["channel", "key"], ylabel="class")
     assert isinstance(fig, Figure)
     axes = fig.axes[:4]
     assert len(fig.axes) == 5  # 2x2 grid plus a colour bar
-    assert axes[0].get_title() == "c0" and axes[0].get_ylabel() == "r0"
+    assert axes[0].get_title() == "c0" and axes[0].get_ylabel() == "r0\nclass"
+    assert axes[0].get_xlabel() == "channel" and axes[1].get_xlabel() == "key"
+    assert len(axes[0].get_xticks()) > 0  # index ticks are kept
     assert not axes[3].axison  # the missing cell of the ragged second row
     fig2 = heatmap_grid(np.random.rand(2, 3, 5, 5), colorbar=False)
     assert len(fig2.axes) == 6 and all(len(ax.images) == 1 for ax in fig2.axes)
+    assert fig2.axes[0].get_xlabel() == "column index"
+
+
+def test_heatmap_grid_shares_one_scale_with_a_colour_bar():
+    fig = heatmap_grid([[np.zeros((3, 3)), np.full((3, 3), 2.0)]], cbar_label="weight")
+    assert {ax.images[0].get_clim() for ax in fig.axes[:2]} == {(0.0, 2.0)}
+    assert fig.axes[-1].get_ylabel() == "weight"
+    with pytest.raises(ValueError, match="must be 2-D"):
+        heatmap_grid([[np.zeros((2, 3, 3))]])

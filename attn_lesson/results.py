@@ -1,0 +1,259 @@
+"""Reference results: write, read and validate the files in ``results/``.
+
+A chapter's conclusions rest on its *reference* runs: the same comparison as its live run,
+trained close to convergence with at least 5 seeds, produced by ``make reference CH=NN``
+(``scripts/reference.py``) and committed as ``results/NN_slug.json``. A file holds
+
+* ``config``: the reference configuration, exactly as the chapter declares it (the chapter
+  asserts equality, so a stale file fails the notebook);
+* ``arms``: per arm, one record per seed with its whole history (train loss/accuracy per
+  epoch, test accuracy per evaluation, wall time, throughput);
+* ``provenance``: commit, command, date, device, torch and Python versions, wall time;
+* ``sha256``: a checksum of config + arms. :func:`load` recomputes it, so a hand-edited file
+  is rejected: reference numbers come from the command, never from an editor.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .train import History, SeedRuns
+
+SCHEMA = 1
+RESULTS_ENV = "ATTN_LESSON_RESULTS"
+MIN_REFERENCE_SEEDS = 5
+PROVENANCE_KEYS = ("commit", "command", "date", "device", "torch", "python", "wall_time_s")
+HISTORY_KEYS = ("seed", "train_loss", "train_acc", "test_loss", "test_acc", "wall_time",
+                "images_per_sec")
+
+
+def results_dirs() -> list[Path]:
+    """Where reference files are looked up, in order: ``$ATTN_LESSON_RESULTS``; the
+    ``results/`` folder of the checkout this package sits in; the copy that ``pip install``
+    places under ``<prefix>/share/attn_lesson/results``."""
+    dirs = []
+    if os.environ.get(RESULTS_ENV):
+        dirs.append(Path(os.environ[RESULTS_ENV]))
+    dirs.append(Path(__file__).resolve().parents[1] / "results")
+    dirs.append(Path(sys.prefix) / "share" / "attn_lesson" / "results")
+    return dirs
+
+
+def _checksum(config: dict, arms: dict) -> str:
+    blob = json.dumps({"config": config, "arms": arms}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _history_record(h: History) -> dict:
+    return {"seed": h.seed, "train_loss": list(h.train_loss), "train_acc": list(h.train_acc),
+            "test_loss": list(h.test_loss), "test_acc": list(h.test_acc),
+            "wall_time": h.wall_time, "images_per_sec": h.images_per_sec}
+
+
+def _jsonable(x):
+    return json.loads(json.dumps(x))
+
+
+@dataclass
+class Reference:
+    """A loaded reference file: ``arms`` maps each arm's name to its :class:`SeedRuns`."""
+
+    chapter: str
+    config: dict
+    arms: dict[str, SeedRuns]
+    provenance: dict
+    path: Path | None = field(default=None, repr=False)
+
+    def __getitem__(self, arm: str) -> SeedRuns:
+        if arm not in self.arms:
+            raise KeyError(f"no arm {arm!r} in the reference results of {self.chapter}; "
+                           f"arms: {list(self.arms)}")
+        return self.arms[arm]
+
+    def compare(self, a: str, b: str, **kwargs):
+        """:func:`attn_lesson.stats.compare` of two arms (paired by seed when they share seeds)."""
+        from .stats import compare
+
+        return compare(self[a], self[b], **kwargs)
+
+    def table(self) -> str:
+        width = max(len(n) for n in self.arms)
+        lines = [f"reference, {self.chapter} ({self.provenance.get('device', '?')}, "
+                 f"commit {str(self.provenance.get('commit', '?'))[:9]}, "
+                 f"{self.provenance.get('date', '?')[:10]})"]
+        for name, runs in self.arms.items():
+            lines.append(f"  {name:<{width}}  {runs.mean:.4f} ± {runs.std:.4f}  "
+                         f"(n = {len(runs.accs)} seeds)")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def validate(data: dict, *, source: str = "reference file") -> None:
+    """Raise ``ValueError`` naming the first problem with a reference file's contents."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    if data.get("schema") != SCHEMA:
+        raise ValueError(f"{source}: schema must be {SCHEMA}, got {data.get('schema')!r}")
+    for key in ("chapter", "config", "arms", "provenance", "sha256"):
+        if key not in data:
+            raise ValueError(f"{source}: missing key {key!r}")
+    if not isinstance(data["config"], dict):
+        raise ValueError(f"{source}: 'config' must be an object")
+    missing = [k for k in PROVENANCE_KEYS if k not in data["provenance"]]
+    if missing:
+        raise ValueError(f"{source}: provenance lacks {missing}")
+    arms = data["arms"]
+    if not isinstance(arms, dict) or not arms:
+        raise ValueError(f"{source}: 'arms' must be a non-empty object of arm -> runs")
+    for name, records in arms.items():
+        if not isinstance(records, list) or len(records) < MIN_REFERENCE_SEEDS:
+            n = len(records) if isinstance(records, list) else 0
+            raise ValueError(f"{source}: arm {name!r} has {n} runs; a reference needs at least "
+                             f"{MIN_REFERENCE_SEEDS} seeds")
+        seeds = []
+        for rec in records:
+            lacking = [k for k in HISTORY_KEYS if k not in rec]
+            if lacking:
+                raise ValueError(f"{source}: a run of arm {name!r} lacks {lacking}")
+            if not rec["test_acc"]:
+                raise ValueError(f"{source}: seed {rec['seed']} of arm {name!r} has no test accuracy")
+            seeds.append(rec["seed"])
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{source}: arm {name!r} repeats a seed: {seeds}")
+    if data["sha256"] != _checksum(data["config"], arms):
+        raise ValueError(f"{source}: checksum mismatch; the file was changed after it was written. "
+                         f"Regenerate it with `make reference CH={str(data['chapter'])[:2]}`")
+
+
+def save(path, chapter: str, config: dict, arms: dict[str, SeedRuns], provenance: dict) -> Path:
+    """Write a reference file (validated before it is written)."""
+    arm_records = {name: [_history_record(h) for h in runs.histories] for name, runs in arms.items()}
+    config = _jsonable(config)
+    arm_records = _jsonable(arm_records)
+    data = {"schema": SCHEMA, "chapter": chapter, "config": config, "arms": arm_records,
+            "provenance": _jsonable(provenance), "sha256": _checksum(config, arm_records)}
+    validate(data, source=str(path))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return path
+
+
+def _diff(a, b, prefix=""):
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            if k not in a:
+                out.append(f"{prefix}{k}: only in the notebook")
+            elif k not in b:
+                out.append(f"{prefix}{k}: only in the file")
+            else:
+                out += _diff(a[k], b[k], f"{prefix}{k}.")
+        return out
+    return [] if a == b else [f"{prefix.rstrip('.')}: file {a!r} vs notebook {b!r}"]
+
+
+def load(chapter: str, expected_config: dict | None = None) -> Reference:
+    """Load and validate ``results/<chapter>.json``.
+
+    With ``expected_config`` (the configuration the notebook declares), raise ``ValueError``
+    listing every difference when the file was produced for another configuration.
+    """
+    if not isinstance(chapter, str) or not chapter:
+        raise ValueError(f"chapter must be a file stem such as '03_senet', got {chapter!r}")
+    name = chapter if chapter.endswith(".json") else f"{chapter}.json"
+    path = next((d / name for d in results_dirs() if (d / name).exists()), None)
+    if path is None:
+        raise FileNotFoundError(
+            f"no reference results {name!r} in {[str(d) for d in results_dirs()]}. They are "
+            f"committed in the repository's results/ folder; produce them with "
+            f"`make reference CH={chapter[:2]}` or point ${RESULTS_ENV} at a folder holding them")
+    data = json.loads(path.read_text())
+    validate(data, source=str(path))
+    if expected_config is not None:
+        differences = _diff(data["config"], _jsonable(expected_config))
+        if differences:
+            raise ValueError(f"{path.name} was produced for another configuration than the one "
+                             f"declared here; rerun `make reference CH={chapter[:2]}`. "
+                             "Differences: " + "; ".join(differences))
+    arms = {}
+    for arm, records in data["arms"].items():
+        hs = [History(label=arm, seed=r["seed"], train_loss=r["train_loss"], train_acc=r["train_acc"],
+                      test_loss=r["test_loss"], test_acc=r["test_acc"], wall_time=r["wall_time"],
+                      images_per_sec=r["images_per_sec"]) for r in records]
+        arms[arm] = SeedRuns(arm, hs)
+    return Reference(data["chapter"], data["config"], arms, data["provenance"], path)
+
+
+# --- building a reference arm from its plain-data description --------------------------------
+ATTENTION_FACTORIES = ("se", "eca", "sk", "cbam", "bam", "spatial_gate", "channel_gate")
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "augment")
+
+
+def _factory(desc, where: str):
+    if desc is None:
+        return None
+    if not isinstance(desc, dict) or desc.get("name") not in ATTENTION_FACTORIES:
+        raise ValueError(f"{where} must be None or {{'name': one of {ATTENTION_FACTORIES}, ...kwargs}}, "
+                         f"got {desc!r}")
+    from . import channel, spatial
+
+    kwargs = {k: v for k, v in desc.items() if k != "name"}
+    module = channel if desc["name"] in ("se", "eca", "sk") else spatial
+    return getattr(module, desc["name"])(**kwargs)
+
+
+def build_model(spec: dict):
+    """A fresh model from a plain-data arm description, as written in a chapter's REFERENCE:
+
+    ``{"model": "resnet", "attention": {"name": "se", "reduction": 4}, "position": "standard",
+    "stage_attention": None, "backbone": {...ResNetBackbone kwargs}}`` (every key optional), or
+    ``{"model": "ltpa", ...LTPANet kwargs}``.
+    """
+    if not isinstance(spec, dict):
+        raise ValueError(f"an arm must be described by a dict, got {type(spec).__name__}")
+    kind = spec.get("model", "resnet")
+    if kind == "ltpa":
+        from .ltpa import LTPANet
+
+        return LTPANet(**{k: v for k, v in spec.items() if k != "model"})
+    if kind != "resnet":
+        raise ValueError(f"model must be 'resnet' or 'ltpa', got {kind!r}")
+    unknown = set(spec) - {"model", "attention", "position", "stage_attention", "backbone"}
+    if unknown:
+        raise ValueError(f"unknown keys in a resnet arm: {sorted(unknown)}; allowed: model, "
+                         "attention, position, stage_attention, backbone")
+    from .models import ResNetBackbone
+
+    backbone = dict(spec.get("backbone") or {})
+    for k in ("widths", "depths"):
+        if k in backbone:
+            backbone[k] = tuple(backbone[k])
+    return ResNetBackbone(attention=_factory(spec.get("attention"), "attention"),
+                          position=spec.get("position", "standard"),
+                          stage_attention=_factory(spec.get("stage_attention"), "stage_attention"),
+                          **backbone)
+
+
+def fit_kwargs(train: dict) -> dict:
+    """``fit`` keyword arguments from a REFERENCE's ``train`` block (``augment``: ``None`` or
+    ``"shift:<pixels>"``)."""
+    unknown = set(train) - set(TRAIN_KEYS)
+    if unknown:
+        raise ValueError(f"unknown training keys {sorted(unknown)}; allowed: {TRAIN_KEYS}")
+    kw = {k: v for k, v in train.items() if k != "augment"}
+    aug = train.get("augment")
+    if aug is not None:
+        m = str(aug).split(":")
+        if len(m) != 2 or m[0] != "shift" or not m[1].isdigit():
+            raise ValueError(f"augment must be None or 'shift:<pixels>', got {aug!r}")
+        from .data import random_shift
+
+        kw["augment"] = random_shift(int(m[1]))
+    return kw

@@ -1,0 +1,165 @@
+"""Run a chapter's reference experiment and write ``results/<chapter>.json``.
+
+    make reference CH=03            # = python scripts/reference.py 03
+    python scripts/reference.py 03 --dry-run   # print the configuration and the run count
+
+The configuration is read from the chapter itself: the code cell of ``notebooks/NN_*.md`` that
+starts with ``REFERENCE = {`` holds a plain literal (no names, no calls), so the notebook is the
+one place where it is written. The chapter later loads the file with
+``al.results.load(chapter, REFERENCE)``, which fails when the two disagree.
+
+Runs on whatever device is present (CUDA when available). Each (arm, seed) run is cached in
+``_build/reference_cache/`` under a hash of everything that determines it (data and training
+settings, the arm's model, the seed, the package's source and the torch version), so two
+chapters that share an arm, e.g. the baseline, train it once. Provenance (commit, command, date,
+device, versions, wall time, cached runs) is written with the results.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import platform
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import attn_lesson as al  # noqa: E402
+from attn_lesson import results  # noqa: E402
+
+CACHE = ROOT / "_build" / "reference_cache"
+CELL_RE = re.compile(r"```\{code-cell\}[^\n]*\n(REFERENCE = \{.*?)\n```", re.S)
+
+
+def chapter_source(ch: str) -> Path:
+    if not re.fullmatch(r"\d\d", ch):
+        raise SystemExit(f"CH must be a two-digit chapter number such as 03, got {ch!r}")
+    found = sorted((ROOT / "notebooks").glob(f"{ch}_*.md"))
+    if not found:
+        raise SystemExit(f"no chapter source notebooks/{ch}_*.md")
+    return found[0]
+
+
+def read_reference_config(md: Path) -> dict:
+    m = CELL_RE.search(md.read_text())
+    if not m:
+        raise SystemExit(f"{md.name} has no code cell starting with 'REFERENCE = {{'")
+    src = m.group(1)
+    tree = ast.parse(src)
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Assign):
+        raise SystemExit(f"{md.name}: the REFERENCE cell must hold exactly one assignment")
+    try:
+        return ast.literal_eval(tree.body[0].value)
+    except ValueError as err:
+        raise SystemExit(f"{md.name}: REFERENCE must be a plain literal ({err})") from err
+
+
+def _git(*args) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _source_hash() -> str:
+    h = hashlib.sha256()
+    for f in sorted((ROOT / "attn_lesson").glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> Path | None:
+    md = chapter_source(ch)
+    chapter = md.stem
+    cfg = read_reference_config(md)
+    for key in ("data", "train", "seeds", "arms"):
+        if key not in cfg:
+            raise SystemExit(f"{md.name}: REFERENCE lacks {key!r} (needs data, train, seeds, arms)")
+    seeds, arms = list(cfg["seeds"]), cfg["arms"]
+    if len(seeds) < results.MIN_REFERENCE_SEEDS:
+        raise SystemExit(f"{md.name}: a reference needs at least {results.MIN_REFERENCE_SEEDS} seeds")
+    for name, spec in arms.items():
+        al.results.build_model(spec)            # fail early on a bad arm
+    n_runs = len(seeds) * len(arms)
+    print(f"{chapter}: {len(arms)} arms x {len(seeds)} seeds = {n_runs} runs")
+    print(json.dumps(cfg, indent=1))
+    if dry_run:
+        return None
+    device = al.get_device()
+    data = dict(cfg["data"])
+    n_train, n_test = data.pop("n_train"), data.pop("n_test")
+    data_seed = data.pop("seed", 0)
+    train = al.cluttered_digits(n_train, "train", seed=data_seed, **data)
+    test = al.cluttered_digits(n_test, "test", seed=data_seed, **data)
+    fit_kwargs = al.results.fit_kwargs(cfg["train"])
+    src = _source_hash()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    done, cached = {}, 0
+    for name, spec in arms.items():
+        hs = []
+        for seed in seeds:
+            key = hashlib.sha256(json.dumps(
+                {"data": cfg["data"], "train": cfg["train"], "arm": spec, "seed": seed,
+                 "src": src, "torch": torch.__version__, "device": device.type},
+                sort_keys=True).encode()).hexdigest()[:24]
+            path = CACHE / f"{key}.json"
+            if path.exists():
+                rec = json.loads(path.read_text())
+                h = al.History(label=name, seed=seed, **{k: rec[k] for k in rec if k != "seed"})
+                cached += 1
+            else:
+                al.seed_everything(seed)
+                model = al.results.build_model(spec)
+                h = al.fit(model, train, test, seed=seed, label=name, device=device, **fit_kwargs)
+                path.write_text(json.dumps(results._history_record(h)))
+            print(f"  {name} seed {seed}: {h.final_test_acc:.4f} ({h.wall_time:.0f} s)", flush=True)
+            hs.append(h)
+        done[name] = al.SeedRuns(name, hs)
+    wall = time.perf_counter() - t0
+    provenance = {
+        "commit": _git("rev-parse", "HEAD"),
+        "uncommitted_changes": bool(_git("status", "--porcelain", "--", "attn_lesson", "scripts",
+                                         f"notebooks/{chapter}.md")),
+        "command": f"make reference CH={ch}  (python scripts/reference.py {ch})",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": device_description(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "wall_time_s": round(wall, 1),
+        "runs": n_runs,
+        "runs_from_cache": cached,
+        "package_source_sha256": src,
+    }
+    path = results.save(out_dir / f"{chapter}.json", chapter, cfg, done, provenance)
+    print(results.load(chapter, cfg).table())
+    print(f"wrote {path.relative_to(ROOT)} in {wall:.0f} s ({cached} of {n_runs} runs from cache)")
+    return path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("chapter", help="two-digit chapter number, e.g. 03")
+    ap.add_argument("--dry-run", action="store_true", help="print the configuration and exit")
+    args = ap.parse_args(argv)
+    run(args.chapter, dry_run=args.dry_run)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Reference result files: schema, checksum, configuration check, arm building, and the
+reference command's reading of a chapter's REFERENCE cell."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import attn_lesson as al
+from attn_lesson import results
+from attn_lesson.train import History, SeedRuns
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import reference  # noqa: E402
+
+CFG = {"data": {"n_train": 100, "n_test": 50}, "train": {"epochs": 1, "batch_size": 32, "lr": 0.005,
+       "augment": "shift:2"}, "seeds": [0, 1, 2, 3, 4],
+       "arms": {"baseline": {}, "SE": {"attention": {"name": "se", "reduction": 4}}}}
+PROV = {k: "x" for k in results.PROVENANCE_KEYS}
+
+
+def arms(n=5):
+    return {name: SeedRuns(name, [History(name, s, train_loss=[1.0, 0.5], train_acc=[0.5, 0.8],
+                                          test_loss=[0.6], test_acc=[0.90 + 0.01 * i + 0.001 * s])
+                                  for s in range(n)])
+            for i, name in enumerate(CFG["arms"])}
+
+
+def write(tmp_path, **kw):
+    return results.save(tmp_path / "99_test.json", "99_test", CFG, kw.get("arms", arms()), PROV)
+
+
+def test_round_trip_and_compare(tmp_path, monkeypatch):
+    path = write(tmp_path)
+    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path))
+    ref = results.load("99_test", CFG)
+    assert ref["SE"].accs == pytest.approx([0.91 + 0.001 * s for s in range(5)])
+    assert ref["baseline"].histories[0].train_loss == [1.0, 0.5]
+    c = ref.compare("baseline", "SE")
+    assert c.method == "paired by seed" and c.direction == 1
+    assert "n = 5 seeds" in ref.table() and path.name == "99_test.json"
+    with pytest.raises(KeyError, match="no arm 'CBAM'"):
+        ref["CBAM"]
+
+
+def test_a_stale_configuration_is_rejected_with_its_differences(tmp_path, monkeypatch):
+    write(tmp_path)
+    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path))
+    other = json.loads(json.dumps(CFG))
+    other["train"]["epochs"] = 8
+    other["arms"]["CBAM"] = {"attention": {"name": "cbam"}}
+    with pytest.raises(ValueError, match="another configuration") as err:
+        results.load("99_test", other)
+    assert "train.epochs: file 1 vs notebook 8" in str(err.value)
+    assert "arms.CBAM: only in the notebook" in str(err.value)
+
+
+def test_a_hand_edited_file_fails_its_checksum(tmp_path, monkeypatch):
+    path = write(tmp_path)
+    data = json.loads(path.read_text())
+    data["arms"]["SE"][0]["test_acc"] = [0.99]
+    path.write_text(json.dumps(data))
+    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path))
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        results.load("99_test")
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda d: d.update(schema=2), "schema must be 1"),
+    (lambda d: d.pop("provenance"), "missing key 'provenance'"),
+    (lambda d: d["provenance"].pop("commit"), "provenance lacks"),
+    (lambda d: d["arms"]["SE"].pop(), "a reference needs at least 5 seeds"),
+    (lambda d: d["arms"]["SE"][0].pop("train_loss"), "lacks"),
+])
+def test_schema_errors_are_clear(tmp_path, mutate, match):
+    data = json.loads(write(tmp_path).read_text())
+    mutate(data)
+    with pytest.raises(ValueError, match=match):
+        results.validate(data)
+
+
+def test_save_refuses_fewer_than_five_seeds(tmp_path):
+    with pytest.raises(ValueError, match="at least 5 seeds"):
+        write(tmp_path, arms=arms(3))
+
+
+def test_missing_file_says_how_to_produce_it(monkeypatch, tmp_path):
+    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="make reference CH=77"):
+        results.load("77_nothing")
+    with pytest.raises(ValueError, match="file stem"):
+        results.load("")
+
+
+def test_build_model_matches_the_package_factories():
+    torch.manual_seed(0)
+    m = results.build_model({"attention": {"name": "se", "reduction": 4}})
+    assert isinstance(m, al.ResNetBackbone) and len(m.attention_modules()) == 3
+    assert isinstance(results.build_model({}), al.ResNetBackbone)
+    bam = results.build_model({"stage_attention": {"name": "bam", "reduction": 4}})
+    assert sum(isinstance(t, al.BAM) for t in bam.transitions) == 2
+    assert isinstance(results.build_model({"model": "ltpa"}), al.LTPANet)
+    with pytest.raises(ValueError, match="must be None or"):
+        results.build_model({"attention": {"name": "magic"}})
+    with pytest.raises(ValueError, match="unknown keys in a resnet arm"):
+        results.build_model({"attenton": None})
+    with pytest.raises(ValueError, match="model must be 'resnet' or 'ltpa'"):
+        results.build_model({"model": "vit"})
+
+
+def test_fit_kwargs():
+    kw = results.fit_kwargs({"epochs": 2, "lr": 0.01, "augment": "shift:2"})
+    assert kw["epochs"] == 2 and callable(kw["augment"])
+    assert "augment" not in results.fit_kwargs({"epochs": 1, "augment": None})
+    with pytest.raises(ValueError, match="shift:<pixels>"):
+        results.fit_kwargs({"augment": "flip"})
+    with pytest.raises(ValueError, match="unknown training keys"):
+        results.fit_kwargs({"epoch": 1})
+
+
+def test_reference_cell_is_read_as_a_literal(tmp_path):
+    md = tmp_path / "42_x.md"
+    md.write_text("# x\n\n```{code-cell}\nREFERENCE = {\n    'seeds': [0, 1],\n}\n```\n")
+    assert reference.read_reference_config(md) == {"seeds": [0, 1]}
+    md.write_text("```{code-cell}\nREFERENCE = {'seeds': list(range(5))}\n```\n")
+    with pytest.raises(SystemExit, match="plain literal"):
+        reference.read_reference_config(md)
+    with pytest.raises(SystemExit, match="two-digit"):
+        reference.chapter_source("3")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "results").glob("*.json")), ids=lambda p: p.name)
+def test_committed_reference_files_are_valid_and_match_their_chapter(path):
+    data = json.loads(path.read_text())
+    results.validate(data, source=path.name)
+    md = ROOT / "notebooks" / f"{data['chapter']}.md"
+    assert md.exists(), f"{path.name} belongs to no chapter"
+    assert json.loads(json.dumps(reference.read_reference_config(md))) == data["config"], \
+        f"{path.name} is stale: rerun `make reference CH={data['chapter'][:2]}`"
+    assert data["provenance"]["command"].startswith(f"make reference CH={data['chapter'][:2]}")
