@@ -54,6 +54,11 @@ def _history_record(h: History) -> dict:
             "wall_time": h.wall_time, "images_per_sec": h.images_per_sec}
 
 
+def history_from_record(rec: dict, label: str) -> History:
+    """The :class:`History` a record written by :func:`save` (or the run cache) describes."""
+    return History(label=label, **{k: rec[k] for k in HISTORY_KEYS})
+
+
 def _jsonable(x):
     return json.loads(json.dumps(x))
 
@@ -184,9 +189,7 @@ def load(chapter: str, expected_config: dict | None = None) -> Reference:
                              "Differences: " + "; ".join(differences))
     arms = {}
     for arm, records in data["arms"].items():
-        hs = [History(label=arm, seed=r["seed"], train_loss=r["train_loss"], train_acc=r["train_acc"],
-                      test_loss=r["test_loss"], test_acc=r["test_acc"], wall_time=r["wall_time"],
-                      images_per_sec=r["images_per_sec"]) for r in records]
+        hs = [history_from_record(r, arm) for r in records]
         arms[arm] = SeedRuns(arm, hs)
     return Reference(data["chapter"], data["config"], arms, data["provenance"], path)
 

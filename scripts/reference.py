@@ -121,7 +121,7 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> 
             path = CACHE / f"{key}.json"
             if path.exists():
                 rec = json.loads(path.read_text())
-                h = al.History(label=name, seed=seed, **{k: rec[k] for k in rec if k != "seed"})
+                h = results.history_from_record(rec, name)
                 cached += 1
             else:
                 al.seed_everything(seed)
