@@ -9,16 +9,20 @@ one place where it is written. The chapter later loads the file with
 ``al.results.load(chapter, REFERENCE)``, which fails when the two disagree.
 
 Runs on whatever device is present (CUDA when available). Each (arm, seed) run is cached in
-``_build/reference_cache/`` under a hash of everything that determines it (data and training
-settings, the arm's model, the seed, the package's source and the torch version), so two
-chapters that share an arm, e.g. the baseline, train it once. Provenance (commit, command, date,
-device, versions, wall time, cached runs) is written with the results.
+``_build/reference_cache/`` under a hash of everything that determines it: data and training
+settings, the arm's description, the seed, the torch version and device type, and the source
+that training reads (``data.py``, ``train.py``, ``runtime.py``, the arm builder, and every
+package file that defines a module class of the arm's model). Two chapters that share an arm,
+e.g. the baseline, train it once, and editing an unrelated file (a plotting helper, a new
+family) keeps the cache. Provenance (commit and working-tree state at the start, command,
+date, device, versions, wall time, cached runs) is written with the results.
 """
 from __future__ import annotations
 
 import argparse
 import ast
 import hashlib
+import inspect
 import json
 import platform
 import re
@@ -71,10 +75,45 @@ def _git(*args) -> str:
 
 
 def _source_hash() -> str:
+    """sha256 of the whole package source (recorded in the provenance)."""
     h = hashlib.sha256()
     for f in sorted((ROOT / "attn_lesson").glob("*.py")):
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
+
+
+TRAINING_FILES = ("data.py", "train.py", "runtime.py")
+
+
+def training_files(spec: dict) -> list[str]:
+    """The package files one arm's training run reads: the fixed TRAINING_FILES plus every file
+    that defines a module class of the arm's model."""
+    pkg = (ROOT / "attn_lesson").resolve()
+    files = set(TRAINING_FILES)
+    for m in results.build_model(spec).modules():
+        f = Path(inspect.getfile(type(m))).resolve()
+        if f.parent == pkg:
+            files.add(f.name)
+    return sorted(files)
+
+
+def training_source_hash(spec: dict) -> str:
+    """sha256 of the source that determines one arm's training run (see the module docstring)."""
+    pkg = ROOT / "attn_lesson"
+    h = hashlib.sha256()
+    for name in training_files(spec):
+        h.update(name.encode() + b"\0" + (pkg / name).read_bytes())
+    for fn in (results.build_model, results._factory, results.fit_kwargs):
+        h.update(inspect.getsource(fn).encode())
+    return h.hexdigest()
+
+
+def run_key(cfg: dict, spec: dict, seed: int, device_type: str) -> str:
+    """Cache key of one (arm, seed) run."""
+    return hashlib.sha256(json.dumps(
+        {"data": cfg["data"], "train": cfg["train"], "arm": spec, "seed": seed,
+         "src": training_source_hash(spec), "torch": torch.__version__, "device": device_type},
+        sort_keys=True).encode()).hexdigest()[:24]
 
 
 def device_description(device: torch.device) -> str:
@@ -108,17 +147,15 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> 
     test = al.cluttered_digits(n_test, "test", seed=data_seed, **data)
     fit_kwargs = al.results.fit_kwargs(cfg["train"])
     src = _source_hash()
+    commit = _git("rev-parse", "HEAD")              # the state the runs start from
+    dirty = bool(_git("status", "--porcelain", "--", "attn_lesson", "scripts", f"notebooks/{chapter}.md"))
     CACHE.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     done, cached = {}, 0
     for name, spec in arms.items():
         hs = []
         for seed in seeds:
-            key = hashlib.sha256(json.dumps(
-                {"data": cfg["data"], "train": cfg["train"], "arm": spec, "seed": seed,
-                 "src": src, "torch": torch.__version__, "device": device.type},
-                sort_keys=True).encode()).hexdigest()[:24]
-            path = CACHE / f"{key}.json"
+            path = CACHE / f"{run_key(cfg, spec, seed, device.type)}.json"
             if path.exists():
                 rec = json.loads(path.read_text())
                 h = results.history_from_record(rec, name)
@@ -133,9 +170,8 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> 
         done[name] = al.SeedRuns(name, hs)
     wall = time.perf_counter() - t0
     provenance = {
-        "commit": _git("rev-parse", "HEAD"),
-        "uncommitted_changes": bool(_git("status", "--porcelain", "--", "attn_lesson", "scripts",
-                                         f"notebooks/{chapter}.md")),
+        "commit": commit,
+        "uncommitted_changes": dirty,
         "command": f"make reference CH={ch}  (python scripts/reference.py {ch})",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": device_description(device),

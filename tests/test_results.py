@@ -140,3 +140,16 @@ def test_committed_reference_files_are_valid_and_match_their_chapter(path):
     assert json.loads(json.dumps(reference.read_reference_config(md))) == data["config"], \
         f"{path.name} is stale: rerun `make reference CH={data['chapter'][:2]}`"
     assert data["provenance"]["command"].startswith(f"make reference CH={data['chapter'][:2]}")
+
+
+def test_run_cache_key_follows_what_training_reads():
+    base, se = {}, {"attention": {"name": "se", "reduction": 4}}
+    assert reference.training_files(base) == ["data.py", "models.py", "runtime.py", "train.py"]
+    assert "channel.py" in reference.training_files(se)
+    assert "viz.py" not in reference.training_files(se)          # plotting cannot change a run
+    cfg = {"data": {"n_train": 10}, "train": {"epochs": 1}}
+    keys = {reference.run_key(cfg, base, 0, "cpu"), reference.run_key(cfg, base, 1, "cpu"),
+            reference.run_key(cfg, se, 0, "cpu"), reference.run_key(cfg, base, 0, "cuda"),
+            reference.run_key({"data": {"n_train": 11}, "train": {"epochs": 1}}, base, 0, "cpu")}
+    assert len(keys) == 5
+    assert reference.run_key(cfg, base, 0, "cpu") == reference.run_key(dict(cfg), {}, 0, "cpu")
