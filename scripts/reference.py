@@ -10,11 +10,12 @@ one place where it is written. The chapter later loads the file with
 
 Runs on whatever device is present (CUDA when available). Each (arm, seed) run is cached in
 ``_build/reference_cache/`` under a hash of everything that determines it: data and training
-settings, the arm's description, the seed, the torch version and device type, and the source
-that training reads (``data.py``, ``train.py``, ``runtime.py``, the arm builder, and every
-package file that defines a module class of the arm's model). Two chapters that share an arm,
-e.g. the baseline, train it once, and editing an unrelated file (a plotting helper, a new
-family) keeps the cache. Provenance (commit and working-tree state at the start, command,
+settings, the arm's description, the seed, the torch version and device type, a hash of the
+generated train and test tensors (so a data generator that gains an option but draws the same
+images keeps the cache), and the source that training reads (``train.py``, ``runtime.py``, the
+batch iterator and augmentation of ``data.py``, the arm builder, and every package file that
+defines a module class of the arm's model). Two chapters that share an arm, e.g. the baseline,
+train it once, and editing an unrelated file (a plotting helper, a new family) keeps the cache. Provenance (commit and working-tree state at the start, command,
 date, device, versions, wall time, cached runs) is written with the results.
 """
 from __future__ import annotations
@@ -82,7 +83,8 @@ def _source_hash() -> str:
     return h.hexdigest()
 
 
-TRAINING_FILES = ("data.py", "train.py", "runtime.py")
+TRAINING_FILES = ("train.py", "runtime.py")
+TRAINING_DATA_CODE = ("BatchIterator", "random_shift", "_shift_batch", "_check_int")
 
 
 def training_files(spec: dict) -> list[str]:
@@ -103,17 +105,27 @@ def training_source_hash(spec: dict) -> str:
     h = hashlib.sha256()
     for name in training_files(spec):
         h.update(name.encode() + b"\0" + (pkg / name).read_bytes())
-    for fn in (results.build_model, results._factory, results.fit_kwargs):
+    for fn in (results.build_model, results._factory, results.fit_kwargs,
+               *(getattr(al.data, name) for name in TRAINING_DATA_CODE)):
         h.update(inspect.getsource(fn).encode())
     return h.hexdigest()
 
 
-def run_key(cfg: dict, spec: dict, seed: int, device_type: str) -> str:
-    """Cache key of one (arm, seed) run."""
+def data_hash(*sets) -> str:
+    """sha256 of the images and labels of the given DigitSets."""
+    h = hashlib.sha256()
+    for ds in sets:
+        for t in (ds.images, ds.labels):
+            h.update(t.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def run_key(cfg: dict, spec: dict, seed: int, device_type: str, data_sha: str) -> str:
+    """Cache key of one (arm, seed) run; ``data_sha`` is :func:`data_hash` of train and test."""
     return hashlib.sha256(json.dumps(
-        {"data": cfg["data"], "train": cfg["train"], "arm": spec, "seed": seed,
-         "src": training_source_hash(spec), "torch": torch.__version__, "device": device_type},
-        sort_keys=True).encode()).hexdigest()[:24]
+        {"data": cfg["data"], "data_sha256": data_sha, "train": cfg["train"], "arm": spec,
+         "seed": seed, "src": training_source_hash(spec), "torch": torch.__version__,
+         "device": device_type}, sort_keys=True).encode()).hexdigest()[:24]
 
 
 def device_description(device: torch.device) -> str:
@@ -146,7 +158,7 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> 
     train = al.cluttered_digits(n_train, "train", seed=data_seed, **data)
     test = al.cluttered_digits(n_test, "test", seed=data_seed, **data)
     fit_kwargs = al.results.fit_kwargs(cfg["train"])
-    src = _source_hash()
+    src, data_sha = _source_hash(), data_hash(train, test)
     commit = _git("rev-parse", "HEAD")              # the state the runs start from
     dirty = bool(_git("status", "--porcelain", "--", "attn_lesson", "scripts", f"notebooks/{chapter}.md"))
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -155,7 +167,7 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> 
     for name, spec in arms.items():
         hs = []
         for seed in seeds:
-            path = CACHE / f"{run_key(cfg, spec, seed, device.type)}.json"
+            path = CACHE / f"{run_key(cfg, spec, seed, device.type, data_sha)}.json"
             if path.exists():
                 rec = json.loads(path.read_text())
                 h = results.history_from_record(rec, name)

@@ -144,12 +144,16 @@ def test_committed_reference_files_are_valid_and_match_their_chapter(path):
 
 def test_run_cache_key_follows_what_training_reads():
     base, se = {}, {"attention": {"name": "se", "reduction": 4}}
-    assert reference.training_files(base) == ["data.py", "models.py", "runtime.py", "train.py"]
+    assert reference.training_files(base) == ["models.py", "runtime.py", "train.py"]
     assert "channel.py" in reference.training_files(se)
     assert "viz.py" not in reference.training_files(se)          # plotting cannot change a run
     cfg = {"data": {"n_train": 10}, "train": {"epochs": 1}}
-    keys = {reference.run_key(cfg, base, 0, "cpu"), reference.run_key(cfg, base, 1, "cpu"),
-            reference.run_key(cfg, se, 0, "cpu"), reference.run_key(cfg, base, 0, "cuda"),
-            reference.run_key({"data": {"n_train": 11}, "train": {"epochs": 1}}, base, 0, "cpu")}
-    assert len(keys) == 5
-    assert reference.run_key(cfg, base, 0, "cpu") == reference.run_key(dict(cfg), {}, 0, "cpu")
+    a, b = al.cluttered_digits(4, seed=0), al.cluttered_digits(4, seed=1)
+    da, db = reference.data_hash(a), reference.data_hash(b)
+    assert da == reference.data_hash(al.cluttered_digits(4, seed=0)) and da != db
+    keys = {reference.run_key(cfg, base, 0, "cpu", da), reference.run_key(cfg, base, 1, "cpu", da),
+            reference.run_key(cfg, se, 0, "cpu", da), reference.run_key(cfg, base, 0, "cuda", da),
+            reference.run_key(cfg, base, 0, "cpu", db),
+            reference.run_key({"data": {"n_train": 11}, "train": {"epochs": 1}}, base, 0, "cpu", da)}
+    assert len(keys) == 6
+    assert reference.run_key(cfg, base, 0, "cpu", da) == reference.run_key(dict(cfg), {}, 0, "cpu", da)
