@@ -71,6 +71,10 @@ class DigitSet:
     boxes  : float ``(n, 4)`` or ``(n, k, 4)`` as ``(x0, y0, x1, y1)`` in pixels,
              ``x1``/``y1`` exclusive: the tight box around the digit's own ink.
     masks  : bool ``(n, H, W)``: the pixels that belong to the digit(s), not the clutter.
+    transforms : float ``(n, 2, 3)`` or ``(n, k, 2, 3)``: the ground-truth affine ``theta`` of
+             each digit in the normalised coordinates of ``F.affine_grid`` (``align_corners=False``):
+             ``F.grid_sample(images, F.affine_grid(theta, (n, C, 8, 8)))`` cuts the digit's 8x8
+             glyph square out of the image, upright (the digit's *canonical view*).
     """
 
     images: torch.Tensor
@@ -79,17 +83,20 @@ class DigitSet:
     masks: torch.Tensor
     split: str
     params: dict = field(default_factory=dict)
+    transforms: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def to(self, device) -> "DigitSet":
         return DigitSet(self.images.to(device), self.labels.to(device), self.boxes.to(device),
-                        self.masks.to(device), self.split, dict(self.params))
+                        self.masks.to(device), self.split, dict(self.params),
+                        None if self.transforms is None else self.transforms.to(device))
 
     def subset(self, index) -> "DigitSet":
         return DigitSet(self.images[index], self.labels[index], self.boxes[index],
-                        self.masks[index], self.split, dict(self.params))
+                        self.masks[index], self.split, dict(self.params),
+                        None if self.transforms is None else self.transforms[index])
 
     def __repr__(self) -> str:
         c, h, w = self.images.shape[1:]
@@ -118,20 +125,30 @@ def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
     return int(value)
 
 
-def _render(glyphs, gx0, gy0, size, x0, y0, scale, hw):
+def _render(glyphs, gx0, gy0, size, x0, y0, scale, hw, angle=None):
     """Paint square windows of glyphs onto canvases, one per batch row.
 
     Row ``i`` copies the glyph window that starts at glyph pixel ``(gx0, gy0)`` and is
     ``size`` glyph pixels wide, scaled by ``scale`` and placed with its top-left corner at
-    canvas pixel ``(x0, y0)``; bilinear resampling, zeros outside the window.
+    canvas pixel ``(x0, y0)``; bilinear resampling, zeros outside the window. With ``angle``
+    (radians per row) the window is also rotated about its centre, clockwise on screen for a
+    positive angle (the y axis points down); ``(x0, y0)`` is then the top-left corner of the
+    unrotated window.
     """
     h, w = hw
     n = glyphs.shape[0]
     u = torch.arange(w, dtype=torch.float32).view(1, 1, w) + 0.5
     v = torch.arange(h, dtype=torch.float32).view(1, h, 1) + 0.5
     s = scale.view(n, 1, 1)
-    lx = (u - x0.view(n, 1, 1)) / s  # position inside the window, in glyph pixels
-    ly = (v - y0.view(n, 1, 1)) / s
+    if angle is None:
+        lx = (u - x0.view(n, 1, 1)) / s  # position inside the window, in glyph pixels
+        ly = (v - y0.view(n, 1, 1)) / s
+    else:                                # undo the rotation about the window's centre
+        half = (size * scale / 2).view(n, 1, 1)
+        dx, dy = u - x0.view(n, 1, 1) - half, v - y0.view(n, 1, 1) - half
+        cos, sin = torch.cos(angle).view(n, 1, 1), torch.sin(angle).view(n, 1, 1)
+        lx = (cos * dx + sin * dy + half) / s
+        ly = (-sin * dx + cos * dy + half) / s
     size = size.view(n, 1, 1)
     inside = (lx >= 0) & (lx < size) & (ly >= 0) & (ly < size)
     gx = (gx0.view(n, 1, 1) + lx).expand(n, h, w)
@@ -145,7 +162,7 @@ def _render(glyphs, gx0, gy0, size, x0, y0, scale, hw):
 def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
                      scale: tuple[float, float] = (1.5, 2.5), clutter: int = 4,
                      fragment: int = 4, n_digits: int = 1, colour: bool = False,
-                     seed: int = 0) -> DigitSet:
+                     rotation: tuple[float, float] = (0.0, 0.0), seed: int = 0) -> DigitSet:
     """Render ``n`` Cluttered Digits images, deterministically from ``seed``.
 
     Parameters
@@ -162,6 +179,12 @@ def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
     n_digits : digits per image, placed left to right in equal-width slots.
     colour : when ``True`` images have 3 channels and every digit / fragment gets its own
         random colour; otherwise 1 grey channel.
+    rotation : ``(low, high)`` range, in degrees, of each digit's rotation about its centre
+        (clockwise on screen for positive angles), drawn uniformly per image; ``(0, 0)`` keeps
+        digits upright. With a rotation the digit is placed so that its rotated square stays
+        on the canvas. Together with ``scale`` and the random position this gives the
+        rotated-translated-scaled digits of the Spatial Transformer chapter; the true transform
+        of every digit is returned in ``transforms``.
     seed : the same ``(seed, split, arguments)`` always give the same images.
     """
     n = _check_int("n", n, 1)
@@ -179,12 +202,29 @@ def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
     fragment = _check_int("fragment", fragment, 1, GLYPH)
     n_digits = _check_int("n_digits", n_digits, 1)
     seed = _check_int("seed", seed, 0)
-    side_max = GLYPH * hi
+    try:
+        rot_lo, rot_hi = (float(v) for v in rotation)
+    except (TypeError, ValueError):
+        raise ValueError(f"rotation must be a (low, high) pair of angles in degrees, "
+                         f"got {rotation!r}") from None
+    if rot_lo > rot_hi:
+        raise ValueError(f"rotation must satisfy low <= high, got low={rot_lo:g}, high={rot_hi:g} "
+                         "(the range is reversed)")
+    if rot_hi - rot_lo > 360 or max(abs(rot_lo), abs(rot_hi)) > 180:
+        raise ValueError(f"rotation angles must lie in [-180, 180] degrees, got ({rot_lo:g}, {rot_hi:g})")
+    rotate = (rot_lo, rot_hi) != (0.0, 0.0)
+    # widest extent of a rotated unit square, |cos| + |sin|, over the allowed angles: its
+    # maxima sit at odd multiples of 45 degrees, so check those and the range's ends
+    crit = [a for a in (-135.0, -45.0, 45.0, 135.0) if rot_lo <= a <= rot_hi] + [rot_lo, rot_hi]
+    spread = max(abs(math.cos(math.radians(a))) + abs(math.sin(math.radians(a))) for a in crit)
+    side_max = GLYPH * hi * spread
     slot_w = w / n_digits
     if side_max > h or side_max > slot_w:
         raise ValueError(
             f"canvas {h}x{w} is too small for {n_digits} digit(s) of up to {side_max:g} pixels "
-            f"(8 * scale high={hi:g}); each digit needs a {side_max:g}x{side_max:g} slot, so use "
+            f"(8 * scale high={hi:g}" + (f", rotated up to {max(abs(rot_lo), abs(rot_hi)):g} degrees"
+                                          if rotate else "")
+            + f"); each digit needs a {side_max:g}x{side_max:g} slot, so use "
             f"height >= {math.ceil(side_max)} and width >= {math.ceil(side_max * n_digits)}, "
             f"or a smaller scale")
 
@@ -203,15 +243,28 @@ def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
     digit_layer = torch.zeros(n, h, w)
     labels = torch.zeros(n, n_digits, dtype=torch.int64)
     boxes = torch.zeros(n, n_digits, 4)
+    transforms = torch.zeros(n, n_digits, 2, 3)
     for k in range(n_digits):
         pick = pool[torch.randint(len(pool), (n,), generator=g)]
         labels[:, k] = labels_all[pick]
         s = lo + (hi - lo) * rand(n)
         side = GLYPH * s
-        x0 = k * slot_w + (slot_w - side) * rand(n)
-        y0 = (h - side) * rand(n)
+        if rotate:
+            phi = torch.deg2rad(rot_lo + (rot_hi - rot_lo) * rand(n))
+            ext = side * (phi.cos().abs() + phi.sin().abs())   # the rotated square's extent
+            x0 = k * slot_w + (slot_w - ext) * rand(n) + (ext - side) / 2
+            y0 = (h - ext) * rand(n) + (ext - side) / 2
+        else:
+            phi = torch.zeros(n)
+            x0 = k * slot_w + (slot_w - side) * rand(n)
+            y0 = (h - side) * rand(n)
         zeros = torch.zeros(n)
-        layer = _render(images_all[pick], zeros, zeros, torch.full((n,), float(GLYPH)), x0, y0, s, (h, w))
+        layer = _render(images_all[pick], zeros, zeros, torch.full((n,), float(GLYPH)), x0, y0, s,
+                        (h, w), angle=phi if rotate else None)
+        # canonical view -> image, normalised coordinates: centre c, half side L/2, rotation phi
+        cx, cy = x0 + side / 2, y0 + side / 2
+        transforms[:, k, 0] = torch.stack([side * phi.cos() / w, -side * phi.sin() / w, 2 * cx / w - 1], 1)
+        transforms[:, k, 1] = torch.stack([side * phi.sin() / h, side * phi.cos() / h, 2 * cy / h - 1], 1)
         ink = layer > BOX_THRESHOLD
         rows, cols = ink.any(dim=2), ink.any(dim=1)
         ar_h, ar_w = torch.arange(h), torch.arange(w)
@@ -236,10 +289,12 @@ def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
         col = colours(n) if colour else torch.ones(n, 1)
         img = torch.maximum(img, layer.unsqueeze(1) * col.view(n, channels, 1, 1))
     if n_digits == 1:
-        labels, boxes = labels[:, 0], boxes[:, 0]
+        labels, boxes, transforms = labels[:, 0], boxes[:, 0], transforms[:, 0]
     params = dict(canvas=(h, w), scale=(lo, hi), clutter=clutter, fragment=fragment,
                   n_digits=n_digits, colour=colour, seed=seed)
-    return DigitSet(img.contiguous(), labels, boxes, masks, split, params)
+    if rotate:
+        params["rotation"] = (rot_lo, rot_hi)
+    return DigitSet(img.contiguous(), labels, boxes, masks, split, params, transforms)
 
 
 # --------------------------------------------------------------------------- batches

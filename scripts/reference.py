@@ -13,8 +13,9 @@ Runs on whatever device is present (CUDA when available). Each (arm, seed) run i
 settings, the arm's description, the seed, the torch version and device type, a hash of the
 generated train and test tensors (so a data generator that gains an option but draws the same
 images keeps the cache), and the source that training reads (``train.py``, ``runtime.py``, the
-batch iterator and augmentation of ``data.py``, the arm builder, and every package file that
-defines a module class of the arm's model). Two chapters that share an arm, e.g. the baseline,
+batch iterator and augmentation of ``data.py``, the training-settings parser, the printed
+architecture of the arm's model, and every package file that defines one of its module
+classes). Two chapters that share an arm, e.g. the baseline,
 train it once, and editing an unrelated file (a plotting helper, a new family) keeps the cache. Provenance (commit and working-tree state at the start, command,
 date, device, versions, wall time, cached runs) is written with the results.
 """
@@ -102,11 +103,10 @@ def training_files(spec: dict) -> list[str]:
 def training_source_hash(spec: dict) -> str:
     """sha256 of the source that determines one arm's training run (see the module docstring)."""
     pkg = ROOT / "attn_lesson"
-    h = hashlib.sha256()
+    h = hashlib.sha256(repr(results.build_model(spec)).encode())
     for name in training_files(spec):
         h.update(name.encode() + b"\0" + (pkg / name).read_bytes())
-    for fn in (results.build_model, results._factory, results.fit_kwargs,
-               *(getattr(al.data, name) for name in TRAINING_DATA_CODE)):
+    for fn in (results.fit_kwargs, *(getattr(al.data, name) for name in TRAINING_DATA_CODE)):
         h.update(inspect.getsource(fn).encode())
     return h.hexdigest()
 

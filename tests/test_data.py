@@ -107,6 +107,55 @@ def test_identity_render_reproduces_pool_glyphs(split):
     assert torch.equal(glyph_labels[pool[best]], d.labels)
 
 
+def _glyph_match(crops, split):
+    """For each 8x8 crop, the largest correlation with any glyph of the pool, and that glyph's label."""
+    glyphs, glyph_labels = data_mod._all_glyphs()
+    pool = glyph_pools()[split]
+    def unit(x):
+        x = x.reshape(x.shape[0], -1) - x.reshape(x.shape[0], -1).mean(1, keepdim=True)
+        return x / x.norm(dim=1, keepdim=True)
+    corr = unit(crops) @ unit(glyphs[pool]).T
+    best = corr.max(1)
+    return best.values, glyph_labels[pool[best.indices]]
+
+
+@pytest.mark.parametrize("rotation", [(0, 0), (-45, 45), (60, 90)])
+def test_transforms_cut_out_the_upright_glyph(rotation):
+    """grid_sample with the returned theta gives the digit's canonical view: one pool glyph."""
+    import torch.nn.functional as F
+    d = cluttered_digits(120, "test", clutter=0, scale=(1.5, 2.0), rotation=rotation, seed=4)
+    assert d.transforms.shape == (120, 2, 3)
+    grid = F.affine_grid(d.transforms, (120, 1, GLYPH, GLYPH), align_corners=False)
+    crops = F.grid_sample(d.images, grid, align_corners=False)
+    corr, labels = _glyph_match(crops, "test")
+    assert float(corr.min()) > 0.9
+    assert float((labels == d.labels).float().mean()) > 0.95
+    angle = torch.rad2deg(torch.atan2(d.transforms[:, 1, 0], d.transforms[:, 0, 0]))
+    assert float(angle.min()) >= rotation[0] - 1e-3 and float(angle.max()) <= rotation[1] + 1e-3
+    if rotation != (0, 0):
+        assert float(angle.max() - angle.min()) > 0.8 * (rotation[1] - rotation[0])
+        assert d.params["rotation"] == tuple(float(a) for a in rotation)
+    else:
+        assert "rotation" not in d.params
+
+
+def test_rotation_is_deterministic_keeps_ink_on_canvas_and_defaults_upright():
+    a = cluttered_digits(50, "train", rotation=(-45, 45), seed=2)
+    b = cluttered_digits(50, "train", rotation=(-45, 45), seed=2)
+    assert torch.equal(a.images, b.images) and torch.equal(a.transforms, b.transforms)
+    assert not torch.equal(a.images, cluttered_digits(50, "train", seed=2).images)
+    up = cluttered_digits(50, "train", seed=2)
+    assert torch.equal(up.images, cluttered_digits(50, "train", rotation=(0, 0), seed=2).images)
+    big = cluttered_digits(300, "train", clutter=0, scale=(2.5, 2.5), canvas=29, rotation=(-45, 45), seed=0)
+    assert float(big.boxes[:, :2].min()) >= 0 and float(big.boxes[:, 2:].max()) <= 29
+    import torch.nn.functional as F      # no digit is clipped: every canonical view is a whole glyph
+    crops = F.grid_sample(big.images, F.affine_grid(big.transforms, (300, 1, GLYPH, GLYPH),
+                                                    align_corners=False), align_corners=False)
+    assert float(_glyph_match(crops, "train")[0].min()) > 0.9
+    sub = a.subset(slice(0, 5))
+    assert torch.equal(sub.transforms, a.transforms[:5])
+
+
 @pytest.mark.parametrize("split, other", [("train", "test"), ("test", "train")])
 def test_split_uses_only_its_pool_for_digits_and_clutter(monkeypatch, split, other):
     """Blanking every glyph of the *other* pool must not change a split's images at all."""
@@ -245,6 +294,10 @@ def test_default_train_set_is_fast():
     (dict(canvas=5), r"at least 8 pixels.*\(5, 5\)"),
     (dict(canvas=(40, 40, 3)), r"canvas must be an int or a \(height, width\) pair"),
     (dict(seed=-2), r"seed must be >= 0, got -2"),
+    (dict(rotation=(30, -30)), r"rotation must satisfy low <= high, got low=30, high=-30 \(the range is reversed\)"),
+    (dict(rotation=(-200, 0)), r"rotation angles must lie in \[-180, 180\] degrees"),
+    (dict(rotation=45), r"rotation must be a \(low, high\) pair of angles in degrees"),
+    (dict(canvas=24, scale=(2.5, 3), rotation=(-45, 45)), r"too small.*rotated up to 45 degrees.*height >= 34"),
 ])
 def test_bad_arguments(kwargs, pattern):
     kwargs = {"n": 4, **kwargs}
