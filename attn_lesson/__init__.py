@@ -5,12 +5,14 @@ CIFAR-10), ``models`` (residual backbone with an attention slot), ``train`` (fit
 evaluate, seeds), ``cost`` (parameters, FLOPs, latency), ``viz`` (plots), ``channel``
 (channel attention: SE, ECA, SK), ``spatial`` (spatial and mixed attention: spatial gate,
 CBAM, BAM), ``maps`` (Grad-CAM, localisation scores), ``ltpa`` (Learn to Pay Attention),
-``stats`` (``compare``: the one routine behind every "A vs B"), ``results`` (reference result
-files).
+``residual`` (Residual Attention Network), ``stn`` (Spatial Transformer), ``stats``
+(``compare``: the one routine behind every "A vs B"), ``results`` (reference result files).
 """
-from . import results, viz
+from . import residual, results, stn, viz
 from .channel import ECAModule, SEModule, SKAttention, SKConv, eca, eca_kernel_size, se, sk
 from .ltpa import LTPANet, LTPAttention
+from .residual import AttentionModule, ResidualAttentionNet, SoftMaskBranch
+from .stn import SpatialTransformer, STNet
 from .maps import GradCAM, box_area_fraction, box_energy, localisation_scores, pointing_game
 from .spatial import (BAM, CBAM, ChannelGate, SpatialGate, bam, cbam, channel_gate,
                       spatial_gate)
@@ -25,6 +27,7 @@ from .train import History, SeedRuns, evaluate, fit, mean_std, run_seeds
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttentionModule", "ResidualAttentionNet", "SoftMaskBranch", "SpatialTransformer", "STNet",
     "BAM", "CBAM", "ChannelGate", "GradCAM", "LTPANet", "LTPAttention", "SpatialGate", "bam",
     "box_area_fraction", "box_energy", "cbam", "channel_gate", "localisation_scores",
     "pointing_game", "spatial_gate",

@@ -217,17 +217,21 @@ def build_model(spec: dict):
 
     ``{"model": "resnet", "attention": {"name": "se", "reduction": 4}, "position": "standard",
     "stage_attention": None, "backbone": {...ResNetBackbone kwargs}}`` (every key optional), or
-    ``{"model": "ltpa", ...LTPANet kwargs}``.
+    ``{"model": "ltpa" | "ran" | "stn", ...keyword arguments of LTPANet, ResidualAttentionNet
+    or STNet}``.
     """
     if not isinstance(spec, dict):
         raise ValueError(f"an arm must be described by a dict, got {type(spec).__name__}")
     kind = spec.get("model", "resnet")
-    if kind == "ltpa":
+    if kind in ("ltpa", "ran", "stn"):
         from .ltpa import LTPANet
+        from .residual import ResidualAttentionNet
+        from .stn import STNet
 
-        return LTPANet(**{k: v for k, v in spec.items() if k != "model"})
+        cls = {"ltpa": LTPANet, "ran": ResidualAttentionNet, "stn": STNet}[kind]
+        return cls(**{k: v for k, v in spec.items() if k != "model"})
     if kind != "resnet":
-        raise ValueError(f"model must be 'resnet' or 'ltpa', got {kind!r}")
+        raise ValueError(f"model must be 'resnet', 'ltpa', 'ran' or 'stn', got {kind!r}")
     unknown = set(spec) - {"model", "attention", "position", "stage_attention", "backbone"}
     if unknown:
         raise ValueError(f"unknown keys in a resnet arm: {sorted(unknown)}; allowed: model, "

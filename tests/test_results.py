@@ -106,7 +106,10 @@ def test_build_model_matches_the_package_factories():
         results.build_model({"attention": {"name": "magic"}})
     with pytest.raises(ValueError, match="unknown keys in a resnet arm"):
         results.build_model({"attenton": None})
-    with pytest.raises(ValueError, match="model must be 'resnet' or 'ltpa'"):
+    ran = results.build_model({"model": "ran", "modules": [2, 1], "learning": "nal"})
+    assert isinstance(ran, al.ResidualAttentionNet) and len(ran.attention_modules()) == 3
+    assert isinstance(results.build_model({"model": "stn"}), al.STNet)
+    with pytest.raises(ValueError, match="model must be 'resnet', 'ltpa', 'ran' or 'stn'"):
         results.build_model({"model": "vit"})
 
 
