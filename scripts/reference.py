@@ -15,9 +15,10 @@ generated train and test tensors (so a data generator that gains an option but d
 images keeps the cache), and the source that training reads (``train.py``, ``runtime.py``, the
 batch iterator and augmentation of ``data.py``, the training-settings parser, the printed
 architecture of the arm's model, and every package file that defines one of its module
-classes). Two chapters that share an arm, e.g. the baseline,
-train it once, and editing an unrelated file (a plotting helper, a new family) keeps the cache. Provenance (commit and working-tree state at the start, command,
-date, device, versions, wall time, cached runs) is written with the results.
+classes). Two chapters that share an arm, e.g. the baseline, train it once, and editing an
+unrelated file (a plotting helper, a new family) keeps the cache. Provenance (commit and
+working-tree state at the start, command, date, device, versions, wall time, cached runs) is
+written with the results.
 """
 from __future__ import annotations
 
@@ -88,23 +89,28 @@ TRAINING_FILES = ("train.py", "runtime.py")
 TRAINING_DATA_CODE = ("BatchIterator", "random_shift", "_shift_batch", "_check_int")
 
 
-def training_files(spec: dict) -> list[str]:
-    """The package files one arm's training run reads: the fixed TRAINING_FILES plus every file
-    that defines a module class of the arm's model."""
+def _model_files(model) -> list[str]:
     pkg = (ROOT / "attn_lesson").resolve()
     files = set(TRAINING_FILES)
-    for m in results.build_model(spec).modules():
+    for m in model.modules():
         f = Path(inspect.getfile(type(m))).resolve()
         if f.parent == pkg:
             files.add(f.name)
     return sorted(files)
 
 
+def training_files(spec: dict) -> list[str]:
+    """The package files one arm's training run reads: the fixed TRAINING_FILES plus every file
+    that defines a module class of the arm's model."""
+    return _model_files(results.build_model(spec))
+
+
 def training_source_hash(spec: dict) -> str:
     """sha256 of the source that determines one arm's training run (see the module docstring)."""
     pkg = ROOT / "attn_lesson"
-    h = hashlib.sha256(repr(results.build_model(spec)).encode())
-    for name in training_files(spec):
+    model = results.build_model(spec)
+    h = hashlib.sha256(repr(model).encode())
+    for name in _model_files(model):
         h.update(name.encode() + b"\0" + (pkg / name).read_bytes())
     for fn in (results.fit_kwargs, *(getattr(al.data, name) for name in TRAINING_DATA_CODE)):
         h.update(inspect.getsource(fn).encode())
