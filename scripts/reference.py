@@ -19,6 +19,14 @@ classes). Two chapters that share an arm, e.g. the baseline, train it once, and 
 unrelated file (a plotting helper, a new family) keeps the cache. Provenance (commit and
 working-tree state at the start, command, date, device, versions, wall time, cached runs) is
 written with the results.
+
+The cache lives in ``_build/`` and is lost with a fresh clone. So that adding an arm to a
+chapter does not retrain the arms already committed, a run is also taken from the chapter's
+committed results file when that is provably the same run: same data and training settings,
+same arm description and seed, same torch version and device description, the file was
+produced from a clean tree, and ``git diff`` shows no change to ``attn_lesson/`` between the
+file's commit and now (with no uncommitted change there either). The new file's provenance
+lists those runs and the commit that produced them (``reused_from_committed``).
 """
 from __future__ import annotations
 
@@ -140,6 +148,42 @@ def device_description(device: torch.device) -> str:
     return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
+def committed_runs(path: Path, cfg: dict, device_desc: str) -> tuple[dict, str | None, str]:
+    """Runs of the committed results file ``path`` that may stand for new runs (see the module
+    docstring): ``({(arm, seed): history record}, commit or None, reason)``."""
+    if not path.exists():
+        return {}, None, "no committed file"
+    try:
+        old = json.loads(path.read_text())
+        results.validate(old, source=str(path))
+    except (ValueError, KeyError, json.JSONDecodeError) as err:
+        return {}, None, f"committed file unreadable ({err})"
+    prov, ocfg = old["provenance"], old["config"]
+    commit = prov.get("commit", "unknown")
+    checks = [
+        (ocfg.get("data") == cfg["data"] and ocfg.get("train") == cfg["train"],
+         "data or training settings differ"),
+        (prov.get("torch") == torch.__version__, "torch version differs"),
+        (prov.get("device") == device_desc, "device differs"),
+        (prov.get("uncommitted_changes") is False, "it was produced from a modified tree"),
+        (_git("status", "--porcelain", "--", "attn_lesson") == "",
+         "attn_lesson/ has uncommitted changes"),
+        (commit != "unknown" and subprocess.run(
+            ["git", "diff", "--quiet", commit, "--", "attn_lesson"], cwd=ROOT).returncode == 0,
+         f"attn_lesson/ changed since {commit[:10]}"),
+    ]
+    for ok, reason in checks:
+        if not ok:
+            return {}, None, reason
+    found = {}
+    for name, spec in cfg["arms"].items():
+        if ocfg["arms"].get(name) != spec or name not in old["arms"]:
+            continue
+        for rec in old["arms"][name]:
+            found[(name, rec["seed"])] = rec
+    return found, commit, f"{len(found)} runs reusable from {path.name} (commit {commit[:10]})"
+
+
 def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> Path | None:
     md = chapter_source(ch)
     chapter = md.stem
@@ -168,8 +212,11 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> 
     commit = _git("rev-parse", "HEAD")              # the state the runs start from
     dirty = bool(_git("status", "--porcelain", "--", "attn_lesson", "scripts", f"notebooks/{chapter}.md"))
     CACHE.mkdir(parents=True, exist_ok=True)
+    reusable, old_commit, why = committed_runs(out_dir / f"{chapter}.json", cfg,
+                                               device_description(device))
+    print(f"committed runs: {why}")
     t0 = time.perf_counter()
-    done, cached = {}, 0
+    done, cached, reused = {}, 0, []
     for name, spec in arms.items():
         hs = []
         for seed in seeds:
@@ -178,6 +225,9 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> 
                 rec = json.loads(path.read_text())
                 h = results.history_from_record(rec, name)
                 cached += 1
+            elif (name, seed) in reusable:
+                h = results.history_from_record(reusable[(name, seed)], name)
+                reused.append(f"{name} / seed {seed}")
             else:
                 al.seed_everything(seed)
                 model = al.results.build_model(spec)
@@ -198,11 +248,13 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> 
         "wall_time_s": round(wall, 1),
         "runs": n_runs,
         "runs_from_cache": cached,
+        "reused_from_committed": {"commit": old_commit, "runs": reused} if reused else None,
         "package_source_sha256": src,
     }
     path = results.save(out_dir / f"{chapter}.json", chapter, cfg, done, provenance)
     print(results.load(chapter, cfg).table())
-    print(f"wrote {path.relative_to(ROOT)} in {wall:.0f} s ({cached} of {n_runs} runs from cache)")
+    print(f"wrote {path.relative_to(ROOT)} in {wall:.0f} s ({cached} of {n_runs} runs from cache, "
+          f"{len(reused)} from the committed file)")
     return path
 
 
