@@ -160,3 +160,35 @@ def test_run_cache_key_follows_what_training_reads():
             reference.run_key({"data": {"n_train": 11}, "train": {"epochs": 1}}, base, 0, "cpu", da)}
     assert len(keys) == 6
     assert reference.run_key(cfg, base, 0, "cpu", da) == reference.run_key(dict(cfg), {}, 0, "cpu", da)
+
+
+def test_committed_runs_are_reused_only_when_provably_the_same(tmp_path):
+    head = reference._git("rev-parse", "HEAD")
+    if head == "unknown" or reference._git("status", "--porcelain", "--", "attn_lesson"):
+        pytest.skip("needs a git checkout with a clean attn_lesson/")
+    desc = "cpu: test, 2 threads"
+    prov = dict(PROV, commit=head, uncommitted_changes=False, torch=torch.__version__, device=desc)
+    path = results.save(tmp_path / "77_x.json", "77_x", CFG, arms(), prov)
+    found, commit, why = reference.committed_runs(path, CFG, desc)
+    assert commit == head and len(found) == 10 and "10 runs reusable" in why
+    assert found[("SE", 3)]["seed"] == 3
+    # an arm whose description changed is retrained; the others are still reused
+    changed = json.loads(json.dumps(CFG))
+    changed["arms"]["SE"]["reduction"] = 8
+    found, _, _ = reference.committed_runs(path, changed, desc)
+    assert sorted({a for a, _ in found}) == ["baseline"]
+    # anything that could change a run: nothing is reused, and the reason is said
+    other = json.loads(json.dumps(CFG))
+    other["train"]["epochs"] = 2
+    for cfg, device, p, reason in [
+            (other, desc, path, "data or training settings differ"),
+            (CFG, "cuda: some GPU", path, "device differs"),
+            (CFG, desc, tmp_path / "missing.json", "no committed file")]:
+        found, commit, why = reference.committed_runs(p, cfg, device)
+        assert found == {} and commit is None and why == reason
+    for key, value, reason in [("torch", "0.0", "torch version differs"),
+                               ("uncommitted_changes", True, "modified tree"),
+                               ("commit", "0" * 40, "changed since")]:
+        p = results.save(tmp_path / f"77_{key}.json", "77_x", CFG, arms(), dict(prov, **{key: value}))
+        found, commit, why = reference.committed_runs(p, CFG, desc)
+        assert found == {} and reason in why, why
