@@ -146,13 +146,15 @@ class ResidualAttentionNet(nn.Module):
 
     ``modules`` and ``mask_depths`` have one entry per stage but the last (default two: after
     stage 1, 20x20 on 40x40 inputs, and stage 2, 10x10). ``modules=(0, 0)`` is the baseline.
-    ``learning`` and ``activation`` apply to every module.
+    ``learning``, ``activation`` and the unit counts ``pre``, ``trunk``, ``post`` (the paper's
+    ``p``, ``t`` and the ``p`` units after the trunk; see :class:`AttentionModule`) apply to every
+    module.
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, *,
                  widths: tuple[int, ...] = (16, 32, 64), modules: tuple[int, ...] = (1, 1),
                  mask_depths: tuple[int, ...] = (2, 1), learning: str = "arl",
-                 activation: str = "mixed"):
+                 activation: str = "mixed", pre: int = 1, trunk: int = 2, post: int = 1):
         super().__init__()
         self.backbone = ResNetBackbone(in_channels, num_classes, widths=tuple(widths),
                                        depths=(1,) * len(widths))
@@ -165,7 +167,8 @@ class ResidualAttentionNet(nn.Module):
             _positive_int("every entry of modules", m, 0)
         self.learning, self.activation = learning, activation
         self.attn = nn.ModuleList([
-            nn.Sequential(*[AttentionModule(widths[i], mask_depths[i], learning, activation)
+            nn.Sequential(*[AttentionModule(widths[i], mask_depths[i], learning, activation,
+                                            pre=pre, trunk=trunk, post=post)
                             for _ in range(modules[i])]) for i in range(n)])
 
     def features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

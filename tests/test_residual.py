@@ -90,3 +90,13 @@ def test_bad_arguments():
         ResidualAttentionNet(modules=(-1, 1))
     with pytest.raises(ValueError, match="divisible by 8"):        # depth 3 on a 20x20 stage-1 map
         ResidualAttentionNet(mask_depths=(3, 1))(torch.randn(1, 1, 40, 40))
+
+
+def test_network_passes_unit_counts_to_every_module():
+    net = ResidualAttentionNet(modules=(2, 1), pre=0, trunk=1, post=0)
+    for mod in net.attention_modules():
+        assert len(mod.pre) == 0 and len(mod.trunk) == 1 and len(mod.post) == 0
+    with pytest.raises(ValueError, match="trunk must be an int >= 1"):
+        ResidualAttentionNet(modules=(1, 1), trunk=0)
+    with pytest.raises(ValueError, match="pre must be an int >= 0"):
+        ResidualAttentionNet(modules=(1, 1), pre=-1)
