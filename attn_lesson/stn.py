@@ -79,6 +79,10 @@ class SpatialTransformer(nn.Module):
     in_channels : channels of the input.
     out_size : ``(H, W)`` of the output, or ``None`` for the input's size.
     hidden : channels of the localisation net's two conv layers and width of its hidden layer.
+    norm : batch norm after each of the localisation net's convolutions (default). Without it,
+        on images in ``[0, 1]`` the default initialisation gives hidden features of about 0.02,
+        so ``theta`` barely depends on the input at first and the net tends to learn one fixed
+        transform for every image (the chapter measures this).
     align_corners : passed to ``affine_grid`` and ``grid_sample`` (``False``: -1 and +1 are the
         outer edges of the border pixels).
 
@@ -86,7 +90,8 @@ class SpatialTransformer(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, out_size: tuple[int, int] | None = None,
-                 hidden: tuple[int, int, int] = (8, 16, 32), align_corners: bool = False):
+                 hidden: tuple[int, int, int] = (8, 16, 32), align_corners: bool = False,
+                 norm: bool = True):
         super().__init__()
         if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
@@ -98,9 +103,12 @@ class SpatialTransformer(nn.Module):
                                  f"ints, got {out_size!r}")
         c1, c2, fc = hidden
         self.out_size, self.align_corners = out_size, align_corners
+        def bn(c):
+            return nn.BatchNorm2d(c) if norm else nn.Identity()
+
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, c1, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(inplace=True),
-            nn.Conv2d(c1, c2, 5, padding=2), nn.MaxPool2d(2), nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, c1, 5, padding=2), bn(c1), nn.MaxPool2d(2), nn.ReLU(inplace=True),
+            nn.Conv2d(c1, c2, 5, padding=2), bn(c2), nn.MaxPool2d(2), nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(4))
         self.regress = nn.Sequential(nn.Flatten(), nn.Linear(c2 * 16, fc), nn.ReLU(inplace=True),
                                      nn.Linear(fc, 6))
@@ -128,12 +136,15 @@ class SpatialTransformer(nn.Module):
 
 class STNet(nn.Module):
     """A :class:`SpatialTransformer` on the input, then chapter 2's backbone (``ResNetBackbone``
-    keyword arguments in ``backbone``). ``out_size=None`` keeps the input's size."""
+    keyword arguments in ``backbone``). ``out_size=None`` keeps the input's size; a smaller
+    ``out_size`` with ``backbone={"stem_stride": 1}`` lets the transformer choose *which* part of
+    the image the backbone sees at full resolution, for the same backbone cost."""
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, *,
-                 out_size: tuple[int, int] | None = None, backbone: dict | None = None):
+                 out_size: tuple[int, int] | None = None, backbone: dict | None = None,
+                 norm: bool = True):
         super().__init__()
-        self.st = SpatialTransformer(in_channels, out_size)
+        self.st = SpatialTransformer(in_channels, out_size, norm=norm)
         self.backbone = ResNetBackbone(in_channels, num_classes, **(backbone or {}))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

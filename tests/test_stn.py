@@ -69,3 +69,15 @@ def test_bad_arguments():
         affine_grid_by_hand(torch.zeros(2, 3, 3), (2, 1, 4, 4))
     with pytest.raises(ValueError, match="expected x \\(B, C, H, W\\) and grid"):
         sample_bilinear(torch.zeros(1, 1, 4, 4), torch.zeros(2, 4, 4, 2))
+
+
+def test_localisation_net_batch_norm_option():
+    torch.manual_seed(0)
+    x = torch.rand(16, 1, 40, 40) * (torch.rand(16, 1, 40, 40) > 0.8)   # sparse ink in [0, 1]
+    with_bn, without = SpatialTransformer(1), SpatialTransformer(1, norm=False)
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in with_bn.features)
+    assert n_bn == 2 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in without.features)
+    # without BN the hidden features on [0, 1] images are tiny, with BN they are of order 0.1-1
+    assert float(without.features(x).abs().mean()) < 0.1 < float(with_bn.features(x).abs().mean())
+    torch.testing.assert_close(with_bn(x), x, atol=1e-5, rtol=0)      # still the identity at start
+    assert not STNet(norm=False).st.features[1].__class__ is torch.nn.BatchNorm2d
