@@ -138,13 +138,22 @@ class STNet(nn.Module):
     """A :class:`SpatialTransformer` on the input, then chapter 2's backbone (``ResNetBackbone``
     keyword arguments in ``backbone``). ``out_size=None`` keeps the input's size; a smaller
     ``out_size`` with ``backbone={"stem_stride": 1}`` lets the transformer choose *which* part of
-    the image the backbone sees at full resolution, for the same backbone cost."""
+    the image the backbone sees at full resolution, for the same backbone cost.
+
+    ``learn_theta=False`` freezes the localisation net at its initialisation, so ``theta`` stays
+    the identity: the same network with a fixed resampling of the input (with ``out_size``
+    half the input's size, a 2x2 average), the control that separates what the learned
+    transform adds from what the changed input path adds."""
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, *,
                  out_size: tuple[int, int] | None = None, backbone: dict | None = None,
-                 norm: bool = True):
+                 norm: bool = True, learn_theta: bool = True):
         super().__init__()
+        if not isinstance(learn_theta, bool):
+            raise ValueError(f"learn_theta must be True or False, got {learn_theta!r}")
         self.st = SpatialTransformer(in_channels, out_size, norm=norm)
+        self.st.requires_grad_(learn_theta)
+        self.learn_theta = learn_theta
         self.backbone = ResNetBackbone(in_channels, num_classes, **(backbone or {}))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -81,3 +81,22 @@ def test_localisation_net_batch_norm_option():
     assert float(without.features(x).abs().mean()) < 0.1 < float(with_bn.features(x).abs().mean())
     torch.testing.assert_close(with_bn(x), x, atol=1e-5, rtol=0)      # still the identity at start
     assert not STNet(norm=False).st.features[1].__class__ is torch.nn.BatchNorm2d
+
+
+def test_fixed_theta_control_stays_the_identity_while_the_backbone_learns():
+    x, y = torch.rand(8, 1, 40, 40), torch.arange(8)
+    net = STNet(out_size=(20, 20), backbone={"stem_stride": 1}, learn_theta=False)
+    learned = STNet(out_size=(20, 20), backbone={"stem_stride": 1})
+    assert not any(p.requires_grad for p in net.st.parameters())
+    assert all(p.requires_grad for p in learned.st.parameters())
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=0.1)
+    stem_before = net.backbone.stem[0].weight.detach().clone()
+    for _ in range(3):
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+    assert not torch.equal(net.backbone.stem[0].weight, stem_before)        # the backbone learns
+    torch.testing.assert_close(net.st.last_theta, torch.eye(2, 3).expand(8, 2, 3))
+    torch.testing.assert_close(net.st(x), F.avg_pool2d(x, 2), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="learn_theta must be True or False"):
+        STNet(learn_theta="no")
