@@ -5,14 +5,16 @@ CIFAR-10), ``models`` (residual backbone with an attention slot), ``train`` (fit
 evaluate, seeds), ``cost`` (parameters, FLOPs, latency), ``viz`` (plots), ``channel``
 (channel attention: SE, ECA, SK), ``spatial`` (spatial and mixed attention: spatial gate,
 CBAM, BAM), ``maps`` (Grad-CAM, localisation scores), ``ltpa`` (Learn to Pay Attention),
-``residual`` (Residual Attention Network), ``stn`` (Spatial Transformer), ``stats``
+``residual`` (Residual Attention Network), ``stn`` (Spatial Transformer), ``selfattn``
+(SAGAN layer, non-local block, DANet's PAM and CAM), ``stats``
 (``compare``: the one routine behind every "A vs B"), ``results`` (reference result files).
 """
-from . import residual, results, stn, viz
+from . import residual, results, selfattn, stn, viz
 from .channel import ECAModule, SEModule, SKAttention, SKConv, eca, eca_kernel_size, se, sk
 from .ltpa import LTPANet, LTPAttention
 from .residual import AttentionModule, ResidualAttentionNet, SoftMaskBranch
 from .stn import SpatialTransformer, STNet
+from .selfattn import ChannelAttention2d, NonLocal2d, SelfAttention2d
 from .maps import GradCAM, box_area_fraction, box_energy, localisation_scores, pointing_game
 from .spatial import (BAM, CBAM, ChannelGate, SpatialGate, bam, cbam, channel_gate,
                       spatial_gate)
@@ -28,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttentionModule", "ResidualAttentionNet", "SoftMaskBranch", "SpatialTransformer", "STNet",
+    "ChannelAttention2d", "NonLocal2d", "SelfAttention2d", "selfattn",
     "BAM", "CBAM", "ChannelGate", "GradCAM", "LTPANet", "LTPAttention", "SpatialGate", "bam",
     "box_area_fraction", "box_energy", "cbam", "channel_gate", "localisation_scores",
     "pointing_game", "spatial_gate",

@@ -195,7 +195,8 @@ def load(chapter: str, expected_config: dict | None = None) -> Reference:
 
 
 # --- building a reference arm from its plain-data description --------------------------------
-ATTENTION_FACTORIES = ("se", "eca", "sk", "cbam", "bam", "spatial_gate", "channel_gate")
+ATTENTION_FACTORIES = ("se", "eca", "sk", "cbam", "bam", "spatial_gate", "channel_gate",
+                       "sagan", "pam", "nonlocal_block", "cam")
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "augment")
 
 
@@ -205,10 +206,11 @@ def _factory(desc, where: str):
     if not isinstance(desc, dict) or desc.get("name") not in ATTENTION_FACTORIES:
         raise ValueError(f"{where} must be None or {{'name': one of {ATTENTION_FACTORIES}, ...kwargs}}, "
                          f"got {desc!r}")
-    from . import channel, spatial
+    from . import channel, selfattn, spatial
 
     kwargs = {k: v for k, v in desc.items() if k != "name"}
-    module = channel if desc["name"] in ("se", "eca", "sk") else spatial
+    module = (channel if desc["name"] in ("se", "eca", "sk")
+              else selfattn if desc["name"] in ("sagan", "pam", "nonlocal_block", "cam") else spatial)
     return getattr(module, desc["name"])(**kwargs)
 
 

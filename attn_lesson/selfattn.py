@@ -1,0 +1,226 @@
+"""Self-attention in CNNs: the SAGAN layer, the non-local block, DANet's position and channel
+attention.
+
+Shapes follow the book's notation: a feature map ``x`` of shape ``(B, C, H, W)`` has
+``N = H * W`` positions. Every module here is a residual *addition* that starts as the identity
+(a zero-initialised ``gamma``, or a zero-initialised batch-norm scale in the non-local block), so
+inserting one into a trained network changes nothing until it learns.
+
+- :class:`SelfAttention2d` (SAGAN, Zhang et al. 2019): ``Q = W_q x``, ``K = W_k x`` with
+  ``C / reduction`` channels, ``V = W_v x`` with ``C``; ``A = softmax(Q^T K)`` over the keys (one
+  row per query, ``(B, N, N)``); ``y = gamma * (V A^T) + x``. DANet's position attention module
+  (PAM) is the same layer with ``reduction=8``; :func:`pam` builds it.
+- :class:`NonLocal2d` (Wang et al. 2018): ``y_i = x_i + W_z(1/C(x) sum_j f(x_i, x_j) g(x_j))``
+  with the four pairwise functions ``"gaussian"``, ``"embedded"`` (both softmax-normalised),
+  ``"dot"`` and ``"concat"`` (both divided by the number of keys).
+- :class:`ChannelAttention2d` (DANet's CAM, Fu et al. 2019): the ``C x C`` Gram matrix
+  ``E = X X^T`` of the flattened map, a softmax per row, ``y = beta * (S X) + x``. ``mode="paper"``
+  takes the softmax of ``E``; ``mode="official"`` that of ``max(E) - E`` per row, as the authors'
+  code does, which equals ``softmax(-E)``.
+
+After a forward pass each module keeps its attention matrix in ``last_attention`` (detached).
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+PAIRWISE = ("gaussian", "embedded", "dot", "concat")
+CAM_MODES = ("paper", "official")
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _divisible(channels: int, reduction: int) -> None:
+    _positive_int("channels", channels)
+    _positive_int("reduction", reduction)
+    if channels % reduction:
+        raise ValueError(f"channels ({channels}) must be divisible by reduction ({reduction}); "
+                         f"choose a reduction among {[r for r in range(1, channels + 1) if channels % r == 0]}")
+
+
+def _check_input(x: torch.Tensor, channels: int) -> None:
+    if x.dim() != 4 or x.shape[1] != channels:
+        raise ValueError(f"expected a feature map of shape (B, {channels}, H, W), got {tuple(x.shape)}")
+
+
+class SelfAttention2d(nn.Module):
+    """SAGAN's self-attention layer: ``y = gamma * (V A^T) + x``, ``A = softmax(Q^T K)`` over keys.
+
+    Parameters
+    ----------
+    channels : ``C``, the channels of the input (and output).
+    reduction : queries and keys have ``C / reduction`` channels (8 in SAGAN and DANet's PAM).
+    sdpa : compute ``V A^T`` with ``F.scaled_dot_product_attention`` (``scale=1``: SAGAN does not
+        divide the logits by ``sqrt(d)``) instead of the explicit softmax; then ``last_attention``
+        is not stored, since the fused kernels never form ``A``.
+
+    ``gamma`` starts at 0, so the layer starts as the identity. ``last_attention`` holds ``A``
+    ``(B, N, N)`` after a forward pass without ``sdpa``.
+    """
+
+    def __init__(self, channels: int, reduction: int = 8, *, sdpa: bool = False):
+        super().__init__()
+        _divisible(channels, reduction)
+        self.channels, self.reduction, self.sdpa = channels, reduction, bool(sdpa)
+        self.query = nn.Conv2d(channels, channels // reduction, 1)
+        self.key = nn.Conv2d(channels, channels // reduction, 1)
+        self.value = nn.Conv2d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+        self.last_attention: torch.Tensor | None = None
+
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention output ``o = V A^T`` as a ``(B, C, H, W)`` map (before ``gamma``)."""
+        _check_input(x, self.channels)
+        b, c, h, w = x.shape
+        q = self.query(x).flatten(2).transpose(1, 2)          # (B, N, C/r): one row per query
+        k = self.key(x).flatten(2).transpose(1, 2)            # (B, N, C/r)
+        v = self.value(x).flatten(2).transpose(1, 2)          # (B, N, C)
+        if self.sdpa:
+            o = F.scaled_dot_product_attention(q, k, v, scale=1.0)
+            self.last_attention = None
+        else:
+            a = torch.softmax(q @ k.transpose(1, 2), dim=-1)  # (B, N, N), rows sum to 1
+            self.last_attention = a.detach()
+            o = a @ v                                         # (B, N, C)
+        return o.transpose(1, 2).reshape(b, c, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gamma * self.attend(x) + x
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, reduction={self.reduction}, sdpa={self.sdpa}"
+
+
+class NonLocal2d(nn.Module):
+    """The non-local block: ``y = x + BN(W_z z)``, ``z_i = (1/C(x)) sum_j f(x_i, x_j) g(x_j)``.
+
+    Parameters
+    ----------
+    channels : ``C`` of the input (and output).
+    pairwise : ``"gaussian"`` (``f = exp(x_i . x_j)``), ``"embedded"`` (``exp(theta_i . phi_j)``),
+        both normalised by a softmax over ``j``; ``"dot"`` (``theta_i . phi_j``) and ``"concat"``
+        (``ReLU(w^T [theta_i, phi_j])``), both divided by the number of keys.
+    reduction : ``theta``, ``phi`` and ``g`` have ``C / reduction`` channels (2 in the paper).
+    subsample : max-pool ``phi`` and ``g`` (and the keys of the Gaussian) by 2 in space, which
+        divides the number of keys, and the cost of the ``N x N`` matrix, by 4.
+
+    ``W_z`` is a 1x1 convolution followed by batch norm whose scale starts at 0, so the block
+    starts as the identity. ``last_attention`` holds the normalised ``f`` ``(B, N, N_keys)``.
+    """
+
+    def __init__(self, channels: int, pairwise: str = "embedded", reduction: int = 2, *,
+                 subsample: bool = False):
+        super().__init__()
+        _divisible(channels, reduction)
+        if pairwise not in PAIRWISE:
+            raise ValueError(f"pairwise must be one of {PAIRWISE}, got {pairwise!r}")
+        inner = channels // reduction
+        self.channels, self.pairwise, self.inner = channels, pairwise, inner
+        self.subsample = bool(subsample)
+        self.g = nn.Conv2d(channels, inner, 1)
+        if pairwise != "gaussian":
+            self.theta = nn.Conv2d(channels, inner, 1)
+            self.phi = nn.Conv2d(channels, inner, 1)
+        if pairwise == "concat":
+            self.w_f = nn.Conv2d(2 * inner, 1, 1, bias=False)   # w^T [theta_i, phi_j]
+        self.w_z = nn.Conv2d(inner, channels, 1)
+        self.bn = nn.BatchNorm2d(channels)
+        nn.init.zeros_(self.bn.weight)
+        self.last_attention: torch.Tensor | None = None
+
+    def _keys(self, t: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(t, 2) if self.subsample else t
+
+    def affinity(self, x: torch.Tensor) -> torch.Tensor:
+        """The normalised pairwise matrix ``f / C(x)``, ``(B, N, N_keys)``."""
+        _check_input(x, self.channels)
+        if self.pairwise == "gaussian":
+            q, k = x.flatten(2).transpose(1, 2), self._keys(x).flatten(2)
+            return torch.softmax(q @ k, dim=-1)
+        q = self.theta(x).flatten(2).transpose(1, 2)             # (B, N, C')
+        k = self._keys(self.phi(x)).flatten(2)                    # (B, C', M)
+        if self.pairwise == "embedded":
+            return torch.softmax(q @ k, dim=-1)
+        if self.pairwise == "dot":
+            return (q @ k) / k.shape[-1]
+        # concat: w^T [theta_i, phi_j] = w_theta . theta_i + w_phi . phi_j, then ReLU
+        w = self.w_f.weight.view(2, self.inner)
+        f = F.relu((q @ w[0])[:, :, None] + (w[1] @ k)[:, None, :])
+        return f / k.shape[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.affinity(x)                                       # checks the input's shape
+        b, _, h, w = x.shape
+        self.last_attention = a.detach()
+        v = self._keys(self.g(x)).flatten(2).transpose(1, 2)      # (B, M, C')
+        z = (a @ v).transpose(1, 2).reshape(b, self.inner, h, w)
+        return x + self.bn(self.w_z(z))
+
+    def extra_repr(self) -> str:
+        return (f"channels={self.channels}, pairwise={self.pairwise!r}, inner={self.inner}, "
+                f"subsample={self.subsample}")
+
+
+class ChannelAttention2d(nn.Module):
+    """DANet's channel attention module (CAM): ``y = beta * (S X) + x``, no convolutions.
+
+    ``X`` is the input flattened to ``(B, C, N)``, ``E = X X^T`` ``(B, C, C)``. ``mode="paper"``:
+    ``S = softmax(E)`` per row (similar channels get the most weight); ``mode="official"``:
+    ``S = softmax(max(E) - E)`` per row, as in the authors' code, which equals ``softmax(-E)``
+    (the least similar channels get the most weight). ``beta`` starts at 0. ``last_attention``
+    holds ``S``.
+    """
+
+    def __init__(self, channels: int, mode: str = "paper"):
+        super().__init__()
+        _positive_int("channels", channels)
+        if mode not in CAM_MODES:
+            raise ValueError(f"mode must be one of {CAM_MODES}, got {mode!r}")
+        self.channels, self.mode = channels, mode
+        self.beta = nn.Parameter(torch.zeros(1))
+        self.last_attention: torch.Tensor | None = None
+
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(x, self.channels)
+        flat = x.flatten(2)                                        # (B, C, N)
+        e = flat @ flat.transpose(1, 2)                            # (B, C, C) Gram matrix
+        if self.mode == "official":
+            e = e.amax(dim=-1, keepdim=True) - e
+        s = torch.softmax(e, dim=-1)
+        self.last_attention = s.detach()
+        return (s @ flat).view_as(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.beta * self.attend(x) + x
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, mode={self.mode!r}"
+
+
+# ------------------------------------------------------------ factories (backbone slots)
+def sagan(reduction: int = 8, **kwargs) -> partial:
+    """``factory(channels) -> SelfAttention2d`` for a backbone's ``stage_attention`` slot."""
+    return partial(SelfAttention2d, reduction=reduction, **kwargs)
+
+
+def pam(**kwargs) -> partial:
+    """DANet's position attention module: :class:`SelfAttention2d` with ``reduction=8``."""
+    return partial(SelfAttention2d, reduction=8, **kwargs)
+
+
+def nonlocal_block(pairwise: str = "embedded", reduction: int = 2, **kwargs) -> partial:
+    """``factory(channels) -> NonLocal2d``."""
+    return partial(NonLocal2d, pairwise=pairwise, reduction=reduction, **kwargs)
+
+
+def cam(mode: str = "paper") -> partial:
+    """``factory(channels) -> ChannelAttention2d``."""
+    return partial(ChannelAttention2d, mode=mode)
