@@ -75,6 +75,10 @@ class DigitSet:
              each digit in the normalised coordinates of ``F.affine_grid`` (``align_corners=False``):
              ``F.grid_sample(images, F.affine_grid(theta, (n, C, 8, 8)))`` cuts the digit's 8x8
              glyph square out of the image, upright (the digit's *canonical view*).
+    digits : int64 ``(n, k)`` or ``None``: the class of each digit, when ``labels`` is not it
+             (the relational variant, whose label says whether the digits match).
+    segmentation : int64 ``(n, H, W)`` or ``None``: ``0`` for background and clutter,
+             ``1 + class`` on each digit's ink (a target for segmentation by class).
     """
 
     images: torch.Tensor
@@ -84,19 +88,22 @@ class DigitSet:
     split: str
     params: dict = field(default_factory=dict)
     transforms: torch.Tensor | None = None
+    digits: torch.Tensor | None = None
+    segmentation: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def _map(self, fn) -> "DigitSet":
+        opt = [None if t is None else fn(t) for t in (self.transforms, self.digits, self.segmentation)]
+        return DigitSet(fn(self.images), fn(self.labels), fn(self.boxes), fn(self.masks),
+                        self.split, dict(self.params), *opt)
+
     def to(self, device) -> "DigitSet":
-        return DigitSet(self.images.to(device), self.labels.to(device), self.boxes.to(device),
-                        self.masks.to(device), self.split, dict(self.params),
-                        None if self.transforms is None else self.transforms.to(device))
+        return self._map(lambda t: t.to(device))
 
     def subset(self, index) -> "DigitSet":
-        return DigitSet(self.images[index], self.labels[index], self.boxes[index],
-                        self.masks[index], self.split, dict(self.params),
-                        None if self.transforms is None else self.transforms[index])
+        return self._map(lambda t: t[index])
 
     def __repr__(self) -> str:
         c, h, w = self.images.shape[1:]
@@ -157,6 +164,63 @@ def _render(glyphs, gx0, gy0, size, x0, y0, scale, hw, angle=None):
     out = F.grid_sample(glyphs.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros",
                         align_corners=False)[:, 0]
     return out * inside
+
+
+def _draw_digits(glyphs, rand, lo, hi, x_start, x_width, hw, rotation=None):
+    """Render one digit per row inside the columns ``[x_start, x_start + x_width)``, at a random
+    scale in ``[lo, hi]``, height and horizontal position (and angle, if ``rotation`` is a
+    ``(low, high)`` range in degrees). Returns the digit layer ``(n, H, W)``, the tight boxes of
+    its ink ``(n, 4)`` and the true transforms ``(n, 2, 3)`` (see :class:`DigitSet`)."""
+    h, w = hw
+    n = glyphs.shape[0]
+    s = lo + (hi - lo) * rand(n)
+    side = GLYPH * s
+    if rotation is not None:
+        rot_lo, rot_hi = rotation
+        phi = torch.deg2rad(rot_lo + (rot_hi - rot_lo) * rand(n))
+        ext = side * (phi.cos().abs() + phi.sin().abs())   # the rotated square's extent
+        x0 = x_start + (x_width - ext) * rand(n) + (ext - side) / 2
+        y0 = (h - ext) * rand(n) + (ext - side) / 2
+    else:
+        phi = torch.zeros(n)
+        x0 = x_start + (x_width - side) * rand(n)
+        y0 = (h - side) * rand(n)
+    zeros = torch.zeros(n)
+    layer = _render(glyphs, zeros, zeros, torch.full((n,), float(GLYPH)), x0, y0, s,
+                    (h, w), angle=phi if rotation is not None else None)
+    # canonical view -> image, normalised coordinates: centre c, half side L/2, rotation phi
+    cx, cy = x0 + side / 2, y0 + side / 2
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0] = torch.stack([side * phi.cos() / w, -side * phi.sin() / w, 2 * cx / w - 1], 1)
+    theta[:, 1] = torch.stack([side * phi.sin() / h, side * phi.cos() / h, 2 * cy / h - 1], 1)
+    ink = layer > BOX_THRESHOLD
+    rows, cols = ink.any(dim=2), ink.any(dim=1)
+    ar_h, ar_w = torch.arange(h), torch.arange(w)
+    big = 10**6
+    box = torch.stack([torch.where(cols, ar_w, big).amin(1), torch.where(rows, ar_h, big).amin(1),
+                       torch.where(cols, ar_w, -1).amax(1) + 1,
+                       torch.where(rows, ar_h, -1).amax(1) + 1], 1).float()
+    return layer, box, theta
+
+
+def _add_clutter(img, g, pool, clutter, fragment, lo, hi, colours=None):
+    """Paint ``clutter`` fragments (``fragment`` glyph pixels square, cut from random glyphs of
+    ``pool`` and scaled like the digits) at random places of every image; ``colours(n)`` gives
+    each fragment a colour, ``None`` paints grey."""
+    n, channels, h, w = img.shape
+    images_all, _ = _all_glyphs()
+    for _ in range(clutter):
+        pick = pool[torch.randint(len(pool), (n,), generator=g)]
+        gx0 = torch.randint(GLYPH - fragment + 1, (n,), generator=g).float()
+        gy0 = torch.randint(GLYPH - fragment + 1, (n,), generator=g).float()
+        s = lo + (hi - lo) * torch.rand(n, generator=g)
+        fside = fragment * s
+        x0 = (w - fside) * torch.rand(n, generator=g)
+        y0 = (h - fside) * torch.rand(n, generator=g)
+        layer = _render(images_all[pick], gx0, gy0, torch.full((n,), float(fragment)), x0, y0, s, (h, w))
+        col = colours(n) if colours is not None else torch.ones(n, 1)
+        img = torch.maximum(img, layer.unsqueeze(1) * col.view(n, channels, 1, 1))
+    return img
 
 
 def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
@@ -247,47 +311,14 @@ def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
     for k in range(n_digits):
         pick = pool[torch.randint(len(pool), (n,), generator=g)]
         labels[:, k] = labels_all[pick]
-        s = lo + (hi - lo) * rand(n)
-        side = GLYPH * s
-        if rotate:
-            phi = torch.deg2rad(rot_lo + (rot_hi - rot_lo) * rand(n))
-            ext = side * (phi.cos().abs() + phi.sin().abs())   # the rotated square's extent
-            x0 = k * slot_w + (slot_w - ext) * rand(n) + (ext - side) / 2
-            y0 = (h - ext) * rand(n) + (ext - side) / 2
-        else:
-            phi = torch.zeros(n)
-            x0 = k * slot_w + (slot_w - side) * rand(n)
-            y0 = (h - side) * rand(n)
-        zeros = torch.zeros(n)
-        layer = _render(images_all[pick], zeros, zeros, torch.full((n,), float(GLYPH)), x0, y0, s,
-                        (h, w), angle=phi if rotate else None)
-        # canonical view -> image, normalised coordinates: centre c, half side L/2, rotation phi
-        cx, cy = x0 + side / 2, y0 + side / 2
-        transforms[:, k, 0] = torch.stack([side * phi.cos() / w, -side * phi.sin() / w, 2 * cx / w - 1], 1)
-        transforms[:, k, 1] = torch.stack([side * phi.sin() / h, side * phi.cos() / h, 2 * cy / h - 1], 1)
-        ink = layer > BOX_THRESHOLD
-        rows, cols = ink.any(dim=2), ink.any(dim=1)
-        ar_h, ar_w = torch.arange(h), torch.arange(w)
-        big = 10**6
-        boxes[:, k, 0] = torch.where(cols, ar_w, big).amin(1)
-        boxes[:, k, 1] = torch.where(rows, ar_h, big).amin(1)
-        boxes[:, k, 2] = torch.where(cols, ar_w, -1).amax(1) + 1
-        boxes[:, k, 3] = torch.where(rows, ar_h, -1).amax(1) + 1
+        layer, boxes[:, k], transforms[:, k] = _draw_digits(
+            images_all[pick], rand, lo, hi, k * slot_w, slot_w, (h, w),
+            (rot_lo, rot_hi) if rotate else None)
         digit_layer = torch.maximum(digit_layer, layer)
         col = colours(n) if colour else torch.ones(n, 1)
         img = torch.maximum(img, layer.unsqueeze(1) * col.view(n, channels, 1, 1))
     masks = digit_layer > BOX_THRESHOLD
-    for _ in range(clutter):
-        pick = pool[torch.randint(len(pool), (n,), generator=g)]
-        gx0 = torch.randint(GLYPH - fragment + 1, (n,), generator=g).float()
-        gy0 = torch.randint(GLYPH - fragment + 1, (n,), generator=g).float()
-        s = lo + (hi - lo) * rand(n)
-        fside = fragment * s
-        x0 = (w - fside) * rand(n)
-        y0 = (h - fside) * rand(n)
-        layer = _render(images_all[pick], gx0, gy0, torch.full((n,), float(fragment)), x0, y0, s, (h, w))
-        col = colours(n) if colour else torch.ones(n, 1)
-        img = torch.maximum(img, layer.unsqueeze(1) * col.view(n, channels, 1, 1))
+    img = _add_clutter(img, g, pool, clutter, fragment, lo, hi, colours if colour else None)
     if n_digits == 1:
         labels, boxes, transforms = labels[:, 0], boxes[:, 0], transforms[:, 0]
     params = dict(canvas=(h, w), scale=(lo, hi), clutter=clutter, fragment=fragment,
@@ -295,6 +326,90 @@ def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
     if rotate:
         params["rotation"] = (rot_lo, rot_hi)
     return DigitSet(img.contiguous(), labels, boxes, masks, split, params, transforms)
+
+
+def relational_digits(n: int = 6000, split: str = "train", *, canvas=(32, 96),
+                      scale: tuple[float, float] = (1.0, 1.5), gap: int = 48, clutter: int = 4,
+                      fragment: int = 4, p_same: float = 0.5, seed: int = 0) -> DigitSet:
+    """Two digits far apart; the label says whether they are the same digit (1) or not (0).
+
+    The left digit lies entirely in the columns ``[0, (W - gap) / 2)``, the right one in
+    ``[(W + gap) / 2, W)``, so at least ``gap`` pixels separate them: a network whose units see
+    fewer than ``gap + 2`` columns never sees ink of both in one receptive field. With
+    probability ``p_same`` the right digit is another handwritten sample of the left digit's
+    class (a different glyph whenever the pool has one), otherwise a sample of a different
+    class drawn uniformly. Clutter fragments are scattered over the whole canvas.
+
+    Returns a :class:`DigitSet` with ``labels`` ``(n,)`` (1 = same), ``digits`` ``(n, 2)`` (the
+    two classes, left then right), ``boxes`` ``(n, 2, 4)``, ``transforms`` ``(n, 2, 2, 3)``,
+    ``masks`` (both digits' ink) and ``segmentation`` (``1 + class`` on each digit's ink).
+    ``(seed, split, arguments)`` determine the images.
+    """
+    n = _check_int("n", n, 1)
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    h, w = _as_hw(canvas)
+    try:
+        lo, hi = (float(v) for v in scale)
+    except (TypeError, ValueError):
+        raise ValueError(f"scale must be a (low, high) pair of numbers, got {scale!r}") from None
+    if not (0 < lo <= hi):
+        raise ValueError(f"scale must satisfy 0 < low <= high, got low={lo}, high={hi}")
+    gap = _check_int("gap", gap, 0)
+    clutter = _check_int("clutter", clutter, 0)
+    fragment = _check_int("fragment", fragment, 1, GLYPH)
+    seed = _check_int("seed", seed, 0)
+    if isinstance(p_same, bool) or not isinstance(p_same, (int, float)) or not 0 <= p_same <= 1:
+        raise ValueError(f"p_same must be a probability in [0, 1], got {p_same!r}")
+    region = (w - gap) / 2
+    side_max = GLYPH * hi
+    if side_max > h or side_max > region:
+        raise ValueError(
+            f"canvas {h}x{w} with gap {gap} leaves {region:g} columns on each side, too few for "
+            f"digits of up to {side_max:g} pixels (8 * scale high={hi:g}); use width >= "
+            f"{math.ceil(2 * side_max + gap)} and height >= {math.ceil(side_max)}, a smaller gap "
+            f"or a smaller scale")
+
+    g = torch.Generator().manual_seed(seed * 2 + (split == "test") + 7919)
+    images_all, labels_all = _all_glyphs()
+    pool = glyph_pools()[split]
+    by_class = [pool[labels_all[pool] == c] for c in range(10)]
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=g)
+
+    left = pool[torch.randint(len(pool), (n,), generator=g)]
+    same = rand(n) < p_same
+    shift = torch.randint(1, 10, (n,), generator=g)             # a different class: +1 to +9 mod 10
+    right_class = torch.where(same, labels_all[left], (labels_all[left] + shift) % 10)
+    u = rand(n)
+    right = torch.empty_like(left)
+    for c in range(10):
+        rows = (right_class == c).nonzero().flatten()
+        if len(rows) == 0:
+            continue
+        cand = by_class[c]
+        k = (u[rows] * len(cand)).long().clamp(max=len(cand) - 1)
+        pick = cand[k]
+        clash = same[rows] & (pick == left[rows]) & (len(cand) > 1)   # same class, other handwriting
+        pick[clash] = cand[(k[clash] + 1) % len(cand)]
+        right[rows] = pick
+    img = torch.zeros(n, 1, h, w)
+    seg = torch.zeros(n, h, w, dtype=torch.int64)
+    boxes, transforms = torch.zeros(n, 2, 4), torch.zeros(n, 2, 2, 3)
+    for k, (pick, x_start) in enumerate(((left, 0.0), (right, (w + gap) / 2))):
+        layer, boxes[:, k], transforms[:, k] = _draw_digits(images_all[pick], rand, lo, hi, x_start,
+                                                            region, (h, w))
+        ink = layer > BOX_THRESHOLD
+        seg[ink] = (1 + labels_all[pick]).view(n, 1, 1).expand(n, h, w)[ink]
+        img = torch.maximum(img, layer.unsqueeze(1))
+    masks = seg > 0
+    img = _add_clutter(img, g, pool, clutter, fragment, lo, hi)
+    params = dict(canvas=(h, w), scale=(lo, hi), gap=gap, clutter=clutter, fragment=fragment,
+                  p_same=float(p_same), seed=seed, task="same digit")
+    digits = torch.stack([labels_all[left], labels_all[right]], 1)
+    return DigitSet(img.contiguous(), same.long(), boxes, masks, split, params, transforms,
+                    digits, seg)
 
 
 # --------------------------------------------------------------------------- batches

@@ -303,3 +303,45 @@ def test_bad_arguments(kwargs, pattern):
     kwargs = {"n": 4, **kwargs}
     with pytest.raises(ValueError, match=pattern):
         cluttered_digits(**kwargs)
+
+
+def test_relational_digits_labels_boxes_and_segmentation():
+    from attn_lesson.data import relational_digits
+    d = relational_digits(300, "train", seed=1)
+    assert d.images.shape == (300, 1, 32, 96) and d.labels.shape == (300,)
+    assert torch.equal(d.labels, (d.digits[:, 0] == d.digits[:, 1]).long())
+    assert 0.35 < d.labels.float().mean() < 0.65                       # balanced by default
+    assert float(d.boxes[:, 0, 2].max()) <= 24 and float(d.boxes[:, 1, 0].min()) >= 72   # gap of 48
+    for k in range(2):                         # every digit's box holds the segmentation of its class
+        for i in range(0, 300, 37):
+            x0, y0, x1, y1 = d.boxes[i, k].long().tolist()
+            inside = d.segmentation[i, y0:y1, x0:x1]
+            assert (inside == 1 + d.digits[i, k]).any()
+    assert torch.equal(d.masks, d.segmentation > 0)
+    assert set(d.segmentation.unique().tolist()) <= set(range(11))
+    again = relational_digits(300, "train", seed=1)
+    assert torch.equal(d.images, again.images) and torch.equal(d.segmentation, again.segmentation)
+    assert not torch.equal(d.images, relational_digits(300, "test", seed=1).images)
+    sub = d.subset(slice(0, 5))
+    assert sub.digits.shape == (5, 2) and sub.segmentation.shape == (5, 32, 96)
+
+
+def test_relational_digits_p_same_extremes():
+    from attn_lesson.data import relational_digits
+    same = relational_digits(200, "test", p_same=1.0, clutter=0, seed=0)
+    diff = relational_digits(200, "test", p_same=0.0, clutter=0, seed=0)
+    assert same.labels.all() and not diff.labels.any()
+    assert (diff.digits[:, 0] != diff.digits[:, 1]).all()
+    assert len(diff.digits[:, 1].unique()) == 10                 # every other class occurs
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(gap=80), "leaves 8 columns on each side"),
+    (dict(p_same=1.5), "p_same must be a probability"),
+    (dict(scale=(2.0, 1.0)), "scale must satisfy 0 < low <= high"),
+    (dict(canvas=(8, 96)), "height >= 12"),
+])
+def test_relational_digits_bad_arguments(kwargs, message):
+    from attn_lesson.data import relational_digits
+    with pytest.raises(ValueError, match=message):
+        relational_digits(10, **kwargs)
