@@ -20,7 +20,7 @@ from .spatial import (BAM, CBAM, ChannelGate, SpatialGate, bam, cbam, channel_ga
                       spatial_gate)
 from .cost import CostTable, count_flops, count_params, cost_table, measure_latency
 from .data import (BatchIterator, DataUnavailableError, DigitSet, cluttered_digits, glyph_pools,
-                   load_cifar10, random_crop_flip, random_shift)
+                   load_cifar10, random_crop_flip, random_shift, relational_digits)
 from .models import BasicBlock, ResNetBackbone, conv_bn_relu
 from .runtime import Profile, env_report, get_device, get_profile, seed_everything
 from .stats import Comparison, compare
@@ -40,5 +40,5 @@ __all__ = [
     "cluttered_digits", "conv_bn_relu", "cost_table", "count_flops", "count_params", "eca",
     "eca_kernel_size", "env_report", "evaluate", "fit", "get_device", "get_profile",
     "glyph_pools", "load_cifar10", "mean_std", "measure_latency", "random_crop_flip",
-    "random_shift", "run_seeds", "se", "seed_everything", "sk", "viz",
+    "random_shift", "relational_digits", "run_seeds", "se", "seed_everything", "sk", "viz",
 ]
