@@ -91,12 +91,16 @@ class ResNetBackbone(nn.Module):
     stage_attention : ``factory(channels) -> nn.Module`` placed *between* stages, i.e. after
         every stage but the last, where the next stage downsamples (BAM's placement at the
         network's bottlenecks), or ``None``.
+    stage_attention_at : the stages (1-based) after which ``stage_attention`` is placed;
+        ``None`` (default) means every stage but the last. The last stage is allowed (a module
+        just before global pooling), e.g. ``(2,)`` for one self-attention layer after stage 2.
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10,
                  widths: tuple[int, ...] = (16, 32, 64), depths: tuple[int, ...] = (1, 1, 1),
                  stem_stride: int = 2, attention: AttentionFactory | None = None,
-                 position: str = "standard", stage_attention: AttentionFactory | None = None):
+                 position: str = "standard", stage_attention: AttentionFactory | None = None,
+                 stage_attention_at: tuple[int, ...] | None = None):
         super().__init__()
         for name, val in (("in_channels", in_channels), ("num_classes", num_classes)):
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
@@ -111,6 +115,17 @@ class ResNetBackbone(nn.Module):
             raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
         if position not in POSITIONS:
             raise ValueError(f"position must be one of {POSITIONS}, got {position!r}")
+        n_stages = len(widths)
+        if stage_attention_at is None:
+            at = set(range(1, n_stages))
+        else:
+            at = set(stage_attention_at) if isinstance(stage_attention_at, (tuple, list)) else None
+            if (not at or any(isinstance(i, bool) or not isinstance(i, int) or not 1 <= i <= n_stages
+                              for i in at) or len(at) != len(stage_attention_at)):
+                raise ValueError(f"stage_attention_at must be None or distinct stage numbers in "
+                                 f"1..{n_stages}, got {stage_attention_at!r}")
+            if stage_attention is None:
+                raise ValueError("stage_attention_at needs a stage_attention factory")
         self.in_channels = in_channels
         self.widths = widths
         self.stem = conv_bn_relu(in_channels, widths[0], 3, stem_stride)
@@ -124,7 +139,7 @@ class ResNetBackbone(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
         self.transitions = nn.ModuleList(
-            [stage_attention(w) if stage_attention is not None and i < len(widths) - 1
+            [stage_attention(w) if stage_attention is not None and i + 1 in at
              else nn.Identity() for i, w in enumerate(widths)])
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(cin, num_classes)

@@ -138,3 +138,18 @@ def test_reference_arms_can_name_the_self_attention_factories():
     assert [type(m).__name__ for m in net.attention_modules()] == ["NonLocal2d", "NonLocal2d"]
     net = build_model({"stage_attention": {"name": "cam", "mode": "official"}})
     assert net.attention_modules()[0].mode == "official"
+
+
+def test_stage_attention_at_places_one_layer_where_asked():
+    net = ResNetBackbone(stage_attention=selfattn.sagan(), stage_attention_at=(2,))
+    assert [type(t).__name__ for t in net.transitions] == ["Identity", "SelfAttention2d", "Identity"]
+    last = ResNetBackbone(stage_attention=selfattn.cam(), stage_attention_at=[3])   # before pooling
+    assert isinstance(last.transitions[2], ChannelAttention2d)
+    assert last(torch.randn(2, 1, 32, 96)).shape == (2, 10)
+    default = ResNetBackbone(stage_attention=selfattn.sagan())
+    assert [type(t).__name__ for t in default.transitions] == ["SelfAttention2d"] * 2 + ["Identity"]
+    for bad in ((0,), (4,), (2, 2), (), "2", (True,)):
+        with pytest.raises(ValueError, match="stage_attention_at must be None or distinct stage numbers in 1..3"):
+            ResNetBackbone(stage_attention=selfattn.sagan(), stage_attention_at=bad)
+    with pytest.raises(ValueError, match="needs a stage_attention factory"):
+        ResNetBackbone(stage_attention_at=(2,))
