@@ -15,7 +15,8 @@ from .ltpa import LTPANet, LTPAttention
 from .residual import AttentionModule, ResidualAttentionNet, SoftMaskBranch
 from .stn import SpatialTransformer, STNet
 from .selfattn import ChannelAttention2d, NonLocal2d, SelfAttention2d
-from .maps import GradCAM, box_area_fraction, box_energy, localisation_scores, pointing_game
+from .maps import (GradCAM, box_area_fraction, box_energy, localisation_scores, pointing_game,
+                   receptive_field)
 from .spatial import (BAM, CBAM, ChannelGate, SpatialGate, bam, cbam, channel_gate,
                       spatial_gate)
 from .cost import CostTable, count_flops, count_params, cost_table, measure_latency
@@ -33,7 +34,7 @@ __all__ = [
     "ChannelAttention2d", "NonLocal2d", "SelfAttention2d", "selfattn",
     "BAM", "CBAM", "ChannelGate", "GradCAM", "LTPANet", "LTPAttention", "SpatialGate", "bam",
     "box_area_fraction", "box_energy", "cbam", "channel_gate", "localisation_scores",
-    "pointing_game", "spatial_gate",
+    "pointing_game", "receptive_field", "spatial_gate",
     "Comparison", "compare", "results",
     "BatchIterator", "BasicBlock", "CostTable", "DataUnavailableError", "DigitSet", "ECAModule",
     "History", "Profile", "ResNetBackbone", "SEModule", "SKAttention", "SKConv", "SeedRuns",

@@ -17,6 +17,8 @@ backbone every downsampling layer is a 3x3 (or 1x1) convolution with stride 2 an
 ``s * i + (s - 1) / 2`` instead, i.e. 3.5 px too far right and down for a stage-3 map of a
 40x40 image. Boxes are ``(x0, y0, x1, y1)`` in image pixels with ``x1``/``y1`` exclusive,
 as :func:`attn_lesson.data.cluttered_digits` returns them.
+
+:func:`receptive_field` measures how many input pixels one unit of a stage can see.
 """
 from __future__ import annotations
 
@@ -211,3 +213,32 @@ def localisation_scores(maps, boxes, image_size, *, tolerance: float = 0.0,
     p = pointing_game(maps, boxes, image_size, tolerance=tolerance, anchor=anchor)
     return {"energy": e.mean().item(), "chance": c.mean().item(),
             "energy_gain": (e / c.clamp_min(1e-12)).mean().item(), "pointing": p.mean().item()}
+
+
+def receptive_field(model: nn.Module, input_shape, stage: str) -> tuple[int, int]:
+    """Height and width, in input pixels, of the receptive field of the centre unit of
+    ``model.features(x)[stage]`` (e.g. ``"stage3"`` of :class:`ResNetBackbone`), measured as
+    the extent of the input pixels whose gradient on that unit is non-zero.
+
+    ``input_shape`` is ``(C, H, W)``; the input is random, and the model is put in eval mode
+    for the measurement and restored afterwards, so the result is the theoretical receptive
+    field of the convolutions (the *effective* one, where most of the gradient lies, is smaller).
+    """
+    if len(tuple(input_shape)) != 3:
+        raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)!r}")
+    was_training = model.training
+    model.eval()
+    try:
+        param = next(model.parameters(), None)
+        x = torch.rand(1, *input_shape, device=param.device if param is not None else None,
+                       requires_grad=True)
+        feats = model.features(x)
+        if stage not in feats:
+            raise ValueError(f"stage must be one of {sorted(feats)}, got {stage!r}")
+        f = feats[stage]
+        f[0, :, f.shape[-2] // 2, f.shape[-1] // 2].sum().backward()
+    finally:
+        model.train(was_training)
+    hit = x.grad[0].abs().sum(0) > 0
+    rows, cols = hit.any(1).nonzero().flatten(), hit.any(0).nonzero().flatten()
+    return int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)

@@ -178,3 +178,20 @@ def test_upsample_rejects_bad_anchor():
         upsample(torch.rand(1, 2, 2), 4, anchor="corner")
     with pytest.raises(ValueError, match="anchor must be one of"):
         localisation_scores(torch.rand(1, 2, 2), BOX, 10, anchor="left")
+
+
+def test_receptive_field_of_the_backbone_stages():
+    from attn_lesson.maps import receptive_field
+    from attn_lesson.models import ResNetBackbone
+    net = ResNetBackbone().train()
+    # stem 3x3/2; each stage adds two 3x3 convolutions at the current stride: 3, 11, 23, 47
+    assert [receptive_field(net, (1, 96, 96), s) for s in ("stem", "stage1", "stage2", "stage3")] == \
+        [(3, 3), (11, 11), (23, 23), (47, 47)]
+    assert net.training                                        # mode restored
+    assert receptive_field(ResNetBackbone(stem_stride=1), (1, 96, 96), "stage3") == (25, 25)
+    # the relational digits keep 48 columns between the digits: more than a stage-3 unit sees
+    assert receptive_field(net, (1, 32, 96), "stage3")[1] < 48 + 2
+    with pytest.raises(ValueError, match="stage must be one of"):
+        receptive_field(net, (1, 40, 40), "stage4")
+    with pytest.raises(ValueError, match=r"input_shape must be \(C, H, W\)"):
+        receptive_field(net, (40, 40), "stage1")
