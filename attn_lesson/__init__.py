@@ -25,7 +25,7 @@ from .data import (BatchIterator, DataUnavailableError, DigitSet, cluttered_digi
 from .models import BasicBlock, ResNetBackbone, conv_bn_relu
 from .runtime import Profile, env_report, get_device, get_profile, seed_everything
 from .stats import Comparison, compare
-from .train import History, SeedRuns, evaluate, fit, mean_std, run_seeds
+from .train import History, SeedRuns, evaluate, fit, load_backbone_weights, mean_std, run_seeds
 
 __version__ = "0.1.0"
 
@@ -40,6 +40,7 @@ __all__ = [
     "History", "Profile", "ResNetBackbone", "SEModule", "SKAttention", "SKConv", "SeedRuns",
     "cluttered_digits", "conv_bn_relu", "cost_table", "count_flops", "count_params", "eca",
     "eca_kernel_size", "env_report", "evaluate", "fit", "get_device", "get_profile",
-    "glyph_pools", "load_cifar10", "mean_std", "measure_latency", "random_crop_flip",
+    "glyph_pools", "load_backbone_weights", "load_cifar10", "mean_std", "measure_latency",
+    "random_crop_flip",
     "random_shift", "relational_digits", "run_seeds", "se", "seed_everything", "sk", "viz",
 ]

@@ -220,7 +220,7 @@ def build_model(spec: dict):
     ``{"model": "resnet", "attention": {"name": "se", "reduction": 4}, "position": "standard",
     "stage_attention": None, "backbone": {...ResNetBackbone kwargs}}`` (every key optional), or
     ``{"model": "ltpa" | "ran" | "stn", ...keyword arguments of LTPANet, ResidualAttentionNet
-    or STNet}``.
+    or STNet}``. A resnet arm's ``pretrain`` block is used by :func:`train_arm`, not here.
     """
     if not isinstance(spec, dict):
         raise ValueError(f"an arm must be described by a dict, got {type(spec).__name__}")
@@ -234,10 +234,10 @@ def build_model(spec: dict):
         return cls(**{k: v for k, v in spec.items() if k != "model"})
     if kind != "resnet":
         raise ValueError(f"model must be 'resnet', 'ltpa', 'ran' or 'stn', got {kind!r}")
-    unknown = set(spec) - {"model", "attention", "position", "stage_attention", "backbone"}
+    unknown = set(spec) - {"model", "attention", "position", "stage_attention", "backbone", "pretrain"}
     if unknown:
         raise ValueError(f"unknown keys in a resnet arm: {sorted(unknown)}; allowed: model, "
-                         "attention, position, stage_attention, backbone")
+                         "attention, position, stage_attention, backbone, pretrain")
     from .models import ResNetBackbone
 
     backbone = dict(spec.get("backbone") or {})
@@ -266,3 +266,64 @@ def fit_kwargs(train: dict) -> dict:
 
         kw["augment"] = random_shift(int(m[1]))
     return kw
+
+
+DATA_TASKS = ("cluttered", "relational")
+PRETRAIN_KEYS = ("digit", "epochs")
+
+
+def make_data(data: dict):
+    """``(train, test)`` DigitSets from a REFERENCE's ``data`` block: ``n_train``, ``n_test``,
+    ``seed`` (default 0), ``task`` (``"cluttered"``, the default: :func:`cluttered_digits`;
+    ``"relational"``: :func:`relational_digits`) and the generator's keyword arguments."""
+    from .data import cluttered_digits, relational_digits
+
+    d = dict(data)
+    missing = [k for k in ("n_train", "n_test") if k not in d]
+    if missing:
+        raise ValueError(f"a data block needs n_train and n_test; missing {missing}")
+    n_train, n_test, seed = d.pop("n_train"), d.pop("n_test"), d.pop("seed", 0)
+    task = d.pop("task", "cluttered")
+    if task not in DATA_TASKS:
+        raise ValueError(f"data task must be one of {DATA_TASKS}, got {task!r}")
+    make = cluttered_digits if task == "cluttered" else relational_digits
+    return make(n_train, "train", seed=seed, **d), make(n_test, "test", seed=seed, **d)
+
+
+def train_arm(spec: dict, train, test, *, seed: int, label: str | None = None, device=None,
+              **fit_kw):
+    """One reference run of an arm: seed everything with ``seed``, build the arm's model, and
+    train it with :func:`~attn_lesson.train.fit`.
+
+    A resnet arm may carry ``"pretrain": {"digit": k, "epochs": e}``: before training, a plain
+    backbone of the same shape, with a 10-class head, learns for ``e`` epochs to name digit
+    ``k`` of each image (``train.digits[:, k]``, relational data), with the same seed and
+    training settings; every weight but its head is then copied into the arm's model
+    (:func:`~attn_lesson.train.load_backbone_weights`). The returned history is that of the
+    main training only."""
+    from .models import ResNetBackbone
+    from .runtime import seed_everything
+    from .train import fit, load_backbone_weights
+
+    seed_everything(seed)
+    model = build_model(spec)
+    pre = spec.get("pretrain")
+    if pre is not None:
+        if not isinstance(pre, dict) or set(pre) != set(PRETRAIN_KEYS):
+            raise ValueError(f"pretrain must be a dict with exactly the keys {PRETRAIN_KEYS}, "
+                             f"got {pre!r}")
+        if train.digits is None:
+            raise ValueError("pretrain needs data with digit classes (data task 'relational')")
+        k, epochs = pre["digit"], pre["epochs"]
+        if not isinstance(k, int) or not 0 <= k < train.digits.shape[1]:
+            raise ValueError(f"pretrain digit must be an index in 0..{train.digits.shape[1] - 1}, "
+                             f"got {k!r}")
+        backbone = {key: tuple(v) if key in ("widths", "depths") else v
+                    for key, v in (spec.get("backbone") or {}).items()
+                    if key != "stage_attention_at"}
+        source = ResNetBackbone(**{**backbone, "num_classes": 10})
+        fit(source, (train.images, train.digits[:, k]), (test.images, test.digits[:, k]),
+            seed=seed, device=device, label=f"{label or 'arm'}: pretraining",
+            **{**fit_kw, "epochs": epochs, "progress": False})
+        load_backbone_weights(model, source)
+    return fit(model, train, test, seed=seed, label=label, device=device, **fit_kw)

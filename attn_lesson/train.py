@@ -250,3 +250,19 @@ def mean_std(values) -> tuple[float, float]:
     if not values:
         raise ValueError("mean_std needs at least one value")
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def load_backbone_weights(model: nn.Module, source: nn.Module) -> list[str]:
+    """Copy every weight and buffer of ``source`` except its classifier (``head.*``) into
+    ``model`` (e.g. a backbone trained to read digits into the same backbone with attention
+    modules added). Returns the names of ``model``'s tensors left as they were, such as its
+    attention modules and its head. Raises ``ValueError`` when ``source`` has a tensor that
+    ``model`` lacks or shapes differ, i.e. when the two are not the same backbone."""
+    own = model.state_dict()
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith("head.")}
+    alien = sorted(k for k in state if k not in own or own[k].shape != state[k].shape)
+    if alien:
+        raise ValueError(f"the source's tensors {alien[:5]}{' ...' if len(alien) > 5 else ''} have "
+                         "no counterpart of the same shape in the model: not the same backbone")
+    model.load_state_dict(state, strict=False)
+    return sorted(k for k in own if k not in state)

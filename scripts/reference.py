@@ -13,7 +13,8 @@ Runs on whatever device is present (CUDA when available). Each (arm, seed) run i
 settings, the arm's description, the seed, the torch version and device type, a hash of the
 generated train and test tensors (so a data generator that gains an option but draws the same
 images keeps the cache), and the source that training reads (``train.py``, ``runtime.py``, the
-batch iterator and augmentation of ``data.py``, the training-settings parser, the printed
+batch iterator and augmentation of ``data.py``, the training-settings parser and
+``results.train_arm`` (with its pretraining step), the printed
 architecture of the arm's model, and every package file that defines one of its module
 classes). Two chapters that share an arm, e.g. the baseline, train it once, and editing an
 unrelated file (a plotting helper, a new family) keeps the cache. Provenance (commit and
@@ -120,7 +121,8 @@ def training_source_hash(spec: dict) -> str:
     h = hashlib.sha256(repr(model).encode())
     for name in _model_files(model):
         h.update(name.encode() + b"\0" + (pkg / name).read_bytes())
-    for fn in (results.fit_kwargs, *(getattr(al.data, name) for name in TRAINING_DATA_CODE)):
+    for fn in (results.fit_kwargs, results.train_arm, al.train.load_backbone_weights,
+               *(getattr(al.data, name) for name in TRAINING_DATA_CODE)):
         h.update(inspect.getsource(fn).encode())
     return h.hexdigest()
 
@@ -202,11 +204,7 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> 
     if dry_run:
         return None
     device = al.get_device()
-    data = dict(cfg["data"])
-    n_train, n_test = data.pop("n_train"), data.pop("n_test")
-    data_seed = data.pop("seed", 0)
-    train = al.cluttered_digits(n_train, "train", seed=data_seed, **data)
-    test = al.cluttered_digits(n_test, "test", seed=data_seed, **data)
+    train, test = al.results.make_data(cfg["data"])
     fit_kwargs = al.results.fit_kwargs(cfg["train"])
     src, data_sha = _source_hash(), data_hash(train, test)
     commit = _git("rev-parse", "HEAD")              # the state the runs start from
@@ -229,9 +227,8 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> 
                 h = results.history_from_record(reusable[(name, seed)], name)
                 reused.append(f"{name} / seed {seed}")
             else:
-                al.seed_everything(seed)
-                model = al.results.build_model(spec)
-                h = al.fit(model, train, test, seed=seed, label=name, device=device, **fit_kwargs)
+                h = al.results.train_arm(spec, train, test, seed=seed, label=name, device=device,
+                                         **fit_kwargs)
                 path.write_text(json.dumps(results._history_record(h)))
             print(f"  {name} seed {seed}: {h.final_test_acc:.4f} ({h.wall_time:.0f} s)", flush=True)
             hs.append(h)

@@ -192,3 +192,55 @@ def test_committed_runs_are_reused_only_when_provably_the_same(tmp_path):
         p = results.save(tmp_path / f"77_{key}.json", "77_x", CFG, arms(), dict(prov, **{key: value}))
         found, commit, why = reference.committed_runs(p, CFG, desc)
         assert found == {} and reason in why, why
+
+
+def test_make_data_tasks():
+    from attn_lesson.results import make_data
+    tr, te = make_data({"n_train": 6, "n_test": 4, "seed": 2, "clutter": 1})
+    ref = al.cluttered_digits(6, "train", seed=2, clutter=1)
+    assert torch.equal(tr.images, ref.images) and len(te) == 4 and te.split == "test"
+    tr, te = make_data({"n_train": 6, "n_test": 4, "task": "relational", "gap": 40})
+    assert tr.digits.shape == (6, 2) and tr.params["gap"] == 40
+    with pytest.raises(ValueError, match="data task must be one of"):
+        make_data({"n_train": 6, "n_test": 4, "task": "pairs"})
+    with pytest.raises(ValueError, match=r"needs n_train and n_test; missing \['n_test'\]"):
+        make_data({"n_train": 6})
+
+
+def test_train_arm_plain_equals_seed_build_fit():
+    from attn_lesson.results import build_model, make_data, train_arm
+    tr, te = make_data({"n_train": 64, "n_test": 32})
+    kw = dict(epochs=1, batch_size=32, lr=0.005, progress=False)
+    h = train_arm({"attention": {"name": "se", "reduction": 4}}, tr, te, seed=3, **kw)
+    al.seed_everything(3)
+    h2 = al.fit(build_model({"attention": {"name": "se", "reduction": 4}}), tr, te, seed=3, **kw)
+    assert h.train_loss == h2.train_loss and h.test_acc == h2.test_acc
+
+
+def test_train_arm_pretrains_the_backbone_on_a_digit():
+    from attn_lesson.results import build_model, make_data, train_arm
+    tr, te = make_data({"n_train": 64, "n_test": 32, "task": "relational"})
+    spec = {"stage_attention": {"name": "sagan"}, "backbone": {"num_classes": 2, "stage_attention_at": [2]},
+            "pretrain": {"digit": 0, "epochs": 1}}
+    kw = dict(epochs=1, batch_size=32, lr=0.005, progress=False)
+    h = train_arm(spec, tr, te, seed=0, **kw)
+    plain = train_arm({k: v for k, v in spec.items() if k != "pretrain"}, tr, te, seed=0, **kw)
+    assert h.train_loss != plain.train_loss                       # the start differed
+    for bad, msg in (({"digit": 2, "epochs": 1}, "pretrain digit must be an index in 0..1"),
+                     ({"epochs": 1}, "pretrain must be a dict with exactly the keys")):
+        with pytest.raises(ValueError, match=msg):
+            train_arm({**spec, "pretrain": bad}, tr, te, seed=0, **kw)
+    ctr, cte = make_data({"n_train": 8, "n_test": 8})
+    with pytest.raises(ValueError, match="pretrain needs data with digit classes"):
+        train_arm({"pretrain": {"digit": 0, "epochs": 1}}, ctr, cte, seed=0, **kw)
+
+
+def test_load_backbone_weights_copies_all_but_the_head_and_the_attention():
+    source = al.ResNetBackbone(num_classes=10)
+    model = al.ResNetBackbone(num_classes=2, stage_attention=al.selfattn.sagan(), stage_attention_at=(2,))
+    kept = al.load_backbone_weights(model, source)
+    assert torch.equal(model.stem[0].weight, source.stem[0].weight)
+    assert torch.equal(model.stages[2][0].conv2.weight, source.stages[2][0].conv2.weight)
+    assert set(kept) == {k for k in model.state_dict() if k.startswith(("head.", "transitions.1."))}
+    with pytest.raises(ValueError, match="not the same backbone"):
+        al.load_backbone_weights(al.ResNetBackbone(widths=(8, 16, 32)), source)
