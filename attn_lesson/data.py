@@ -166,6 +166,23 @@ def _render(glyphs, gx0, gy0, size, x0, y0, scale, hw, angle=None):
     return out * inside
 
 
+def _check_common(n, split, canvas, scale) -> tuple[int, tuple[int, int], tuple[float, float]]:
+    """The arguments every Cluttered Digits generator shares: ``n``, ``split``, ``canvas`` and
+    the ``scale`` range, checked; returns ``n``, ``(height, width)`` and ``(low, high)``."""
+    n = _check_int("n", n, 1)
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    hw = _as_hw(canvas)
+    try:
+        lo, hi = (float(v) for v in scale)
+    except (TypeError, ValueError):
+        raise ValueError(f"scale must be a (low, high) pair of numbers, got {scale!r}") from None
+    if not (0 < lo <= hi):
+        raise ValueError(f"scale must satisfy 0 < low <= high, got low={lo}, high={hi}"
+                         + (" (the range is reversed)" if lo > hi > 0 else ""))
+    return n, hw, (lo, hi)
+
+
 def _draw_digits(glyphs, rand, lo, hi, x_start, x_width, hw, rotation=None):
     """Render one digit per row inside the columns ``[x_start, x_start + x_width)``, at a random
     scale in ``[lo, hi]``, height and horizontal position (and angle, if ``rotation`` is a
@@ -251,17 +268,7 @@ def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
         of every digit is returned in ``transforms``.
     seed : the same ``(seed, split, arguments)`` always give the same images.
     """
-    n = _check_int("n", n, 1)
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    h, w = _as_hw(canvas)
-    try:
-        lo, hi = (float(v) for v in scale)
-    except (TypeError, ValueError):
-        raise ValueError(f"scale must be a (low, high) pair of numbers, got {scale!r}") from None
-    if not (0 < lo <= hi):
-        raise ValueError(f"scale must satisfy 0 < low <= high, got low={lo}, high={hi}"
-                         + (" (the range is reversed)" if lo > hi > 0 else ""))
+    n, (h, w), (lo, hi) = _check_common(n, split, canvas, scale)
     clutter = _check_int("clutter", clutter, 0)
     fragment = _check_int("fragment", fragment, 1, GLYPH)
     n_digits = _check_int("n_digits", n_digits, 1)
@@ -345,16 +352,7 @@ def relational_digits(n: int = 6000, split: str = "train", *, canvas=(32, 96),
     ``masks`` (both digits' ink) and ``segmentation`` (``1 + class`` on each digit's ink).
     ``(seed, split, arguments)`` determine the images.
     """
-    n = _check_int("n", n, 1)
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    h, w = _as_hw(canvas)
-    try:
-        lo, hi = (float(v) for v in scale)
-    except (TypeError, ValueError):
-        raise ValueError(f"scale must be a (low, high) pair of numbers, got {scale!r}") from None
-    if not (0 < lo <= hi):
-        raise ValueError(f"scale must satisfy 0 < low <= high, got low={lo}, high={hi}")
+    n, (h, w), (lo, hi) = _check_common(n, split, canvas, scale)
     gap = _check_int("gap", gap, 0)
     clutter = _check_int("clutter", clutter, 0)
     fragment = _check_int("fragment", fragment, 1, GLYPH)
