@@ -21,6 +21,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from .train import History, SeedRuns
 
 SCHEMA = 1
@@ -290,40 +292,71 @@ def make_data(data: dict):
     return make(n_train, "train", seed=seed, **d), make(n_test, "test", seed=seed, **d)
 
 
+_PRETRAINED: dict = {}   # (data, seed, backbone, pretrain, fit settings) -> (train, test, state)
+
+
+def _pretrained_source(spec: dict, pre, train, test, *, seed: int, label, device, fit_kw):
+    """The backbone that a resnet arm's ``pretrain`` block asks for, trained once per
+    (data, seed, backbone shape, pretrain block, training settings) and kept in memory, so
+    that every arm of a reference file starts from the same digit features for a seed."""
+    from .models import ResNetBackbone
+    from .runtime import seed_everything
+    from .train import fit
+
+    if not isinstance(pre, dict) or set(pre) != set(PRETRAIN_KEYS):
+        raise ValueError(f"pretrain must be a dict with exactly the keys {PRETRAIN_KEYS}, "
+                         f"got {pre!r}")
+    if train.digits is None:
+        raise ValueError("pretrain needs data with digit classes (data task 'relational')")
+    k, epochs = pre["digit"], pre["epochs"]
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < train.digits.shape[1]:
+        raise ValueError(f"pretrain digit must be an index in 0..{train.digits.shape[1] - 1}, "
+                         f"got {k!r}")
+    backbone = {key: tuple(v) if key in ("widths", "depths") else v
+                for key, v in (spec.get("backbone") or {}).items() if key != "stage_attention_at"}
+    key = json.dumps({"seed": seed, "backbone": backbone, "pretrain": pre, "device": str(device),
+                      "fit": {n: repr(v) for n, v in fit_kw.items()}}, sort_keys=True)
+    hit = _PRETRAINED.get(key)
+    if hit is not None and hit[0] is train and hit[1] is test:
+        source = ResNetBackbone(**{**backbone, "num_classes": 10})
+        source.load_state_dict(hit[2])
+        return source
+    seed_everything(seed)
+    source = ResNetBackbone(**{**backbone, "num_classes": 10})
+    fit(source, (train.images, train.digits[:, k]), (test.images, test.digits[:, k]),
+        seed=seed, device=device, label=f"{label or 'arm'}: pretraining",
+        **{**fit_kw, "epochs": epochs, "progress": False})
+    source = source.cpu().to(memory_format=torch.contiguous_format)
+    _PRETRAINED.clear()   # keep one entry: the arms of one seed run one after another
+    _PRETRAINED[key] = (train, test, {n: t.detach().clone() for n, t in source.state_dict().items()})
+    return source
+
+
 def train_arm(spec: dict, train, test, *, seed: int, label: str | None = None, device=None,
               **fit_kw):
     """One reference run of an arm: seed everything with ``seed``, build the arm's model, and
     train it with :func:`~attn_lesson.train.fit`.
 
-    A resnet arm may carry ``"pretrain": {"digit": k, "epochs": e}``: before training, a plain
-    backbone of the same shape, with a 10-class head, learns for ``e`` epochs to name digit
-    ``k`` of each image (``train.digits[:, k]``, relational data), with the same seed and
-    training settings; every weight but its head is then copied into the arm's model
-    (:func:`~attn_lesson.train.load_backbone_weights`). The returned history is that of the
-    main training only."""
-    from .models import ResNetBackbone
+    A resnet arm may carry ``"pretrain": {"digit": k, "epochs": e}``: before the arm is built,
+    a plain backbone of the same shape with a 10-class head, initialised from ``seed``, learns
+    for ``e`` epochs to name digit ``k`` of each image (``train.digits[:, k]``, relational data)
+    with the same seed and training settings; the arm is then built from ``seed`` and every
+    weight but the head is copied into it (:func:`~attn_lesson.train.load_backbone_weights`).
+    Arms with the same backbone, pretrain block and seed therefore start from the *same*
+    pretrained features (the source is trained once and reused). The returned history is that
+    of the main training only."""
     from .runtime import seed_everything
     from .train import fit, load_backbone_weights
 
+    if not isinstance(spec, dict):
+        raise ValueError(f"an arm must be described by a dict, got {type(spec).__name__}")
+    pre = spec.get("pretrain")
+    source = None
+    if pre is not None:
+        source = _pretrained_source(spec, pre, train, test, seed=seed, label=label,
+                                    device=device, fit_kw=fit_kw)
     seed_everything(seed)
     model = build_model(spec)
-    pre = spec.get("pretrain")
-    if pre is not None:
-        if not isinstance(pre, dict) or set(pre) != set(PRETRAIN_KEYS):
-            raise ValueError(f"pretrain must be a dict with exactly the keys {PRETRAIN_KEYS}, "
-                             f"got {pre!r}")
-        if train.digits is None:
-            raise ValueError("pretrain needs data with digit classes (data task 'relational')")
-        k, epochs = pre["digit"], pre["epochs"]
-        if not isinstance(k, int) or not 0 <= k < train.digits.shape[1]:
-            raise ValueError(f"pretrain digit must be an index in 0..{train.digits.shape[1] - 1}, "
-                             f"got {k!r}")
-        backbone = {key: tuple(v) if key in ("widths", "depths") else v
-                    for key, v in (spec.get("backbone") or {}).items()
-                    if key != "stage_attention_at"}
-        source = ResNetBackbone(**{**backbone, "num_classes": 10})
-        fit(source, (train.images, train.digits[:, k]), (test.images, test.digits[:, k]),
-            seed=seed, device=device, label=f"{label or 'arm'}: pretraining",
-            **{**fit_kw, "epochs": epochs, "progress": False})
+    if source is not None:
         load_backbone_weights(model, source)
     return fit(model, train, test, seed=seed, label=label, device=device, **fit_kw)

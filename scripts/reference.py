@@ -121,7 +121,8 @@ def training_source_hash(spec: dict) -> str:
     h = hashlib.sha256(repr(model).encode())
     for name in _model_files(model):
         h.update(name.encode() + b"\0" + (pkg / name).read_bytes())
-    for fn in (results.fit_kwargs, results.train_arm, al.train.load_backbone_weights,
+    for fn in (results.fit_kwargs, results.train_arm, results._pretrained_source,
+               al.train.load_backbone_weights,
                *(getattr(al.data, name) for name in TRAINING_DATA_CODE)):
         h.update(inspect.getsource(fn).encode())
     return h.hexdigest()

@@ -235,6 +235,39 @@ def test_train_arm_pretrains_the_backbone_on_a_digit():
         train_arm({"pretrain": {"digit": 0, "epochs": 1}}, ctr, cte, seed=0, **kw)
 
 
+def test_arms_of_one_seed_share_the_pretrained_backbone(monkeypatch):
+    from attn_lesson import results as R
+    tr, te = R.make_data({"n_train": 64, "n_test": 32, "task": "relational"})
+    kw = dict(epochs=1, batch_size=32, lr=0.005, progress=False)
+    pre = {"digit": 0, "epochs": 1}
+    R._PRETRAINED.clear()
+    a = R._pretrained_source({"pretrain": pre}, pre, tr, te, seed=1, label="a", device="cpu", fit_kw=kw)
+    calls = []
+    monkeypatch.setattr(al.train, "fit", lambda *args, **kws: calls.append(1))
+    sagan_arm = {"stage_attention": {"name": "sagan"}, "backbone": {"stage_attention_at": [2]},
+                 "pretrain": pre}
+    b = R._pretrained_source(sagan_arm, pre, tr, te, seed=1, label="b", device="cpu", fit_kw=kw)
+    assert not calls                                              # reused, not retrained
+    for (n, t), (_, u) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(t, u), n
+    monkeypatch.undo()
+    c = R._pretrained_source({"pretrain": pre}, pre, tr, te, seed=2, label="c", device="cpu", fit_kw=kw)
+    assert not torch.equal(a.stem[0].weight, c.stem[0].weight)    # another seed, another start
+    # the arm is built from its seed after pretraining: its attention layer starts exactly as
+    # without a pretraining step
+    seen = []
+    monkeypatch.setattr(al.train, "fit", lambda model, *args, **kws: seen.append(model))
+    R._PRETRAINED.clear()
+    R.train_arm(sagan_arm, tr, te, seed=1, **kw)
+    al.seed_everything(1)
+    fresh = R.build_model(sagan_arm)
+    arm_model = seen[-1]
+    for (n, t), (_, u) in zip(fresh.transitions.state_dict().items(),
+                              arm_model.transitions.state_dict().items()):
+        assert torch.equal(t, u), n
+    assert len(seen) == 2                  # the pretraining run (source), then the arm's own
+
+
 def test_load_backbone_weights_copies_all_but_the_head_and_the_attention():
     source = al.ResNetBackbone(num_classes=10)
     model = al.ResNetBackbone(num_classes=2, stage_attention=al.selfattn.sagan(), stage_attention_at=(2,))
