@@ -199,7 +199,8 @@ def load(chapter: str, expected_config: dict | None = None) -> Reference:
 # --- building a reference arm from its plain-data description --------------------------------
 ATTENTION_FACTORIES = ("se", "eca", "sk", "cbam", "bam", "spatial_gate", "channel_gate",
                        "sagan", "pam", "nonlocal_block", "cam")
-TRAIN_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "augment")
+TRAIN_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "augment", "metric", "num_classes",
+              "iou_classes")
 
 
 def _factory(desc, where: str):
@@ -222,11 +223,21 @@ def build_model(spec: dict):
     ``{"model": "resnet", "attention": {"name": "se", "reduction": 4}, "position": "standard",
     "stage_attention": None, "backbone": {...ResNetBackbone kwargs}}`` (every key optional), or
     ``{"model": "ltpa" | "ran" | "stn", ...keyword arguments of LTPANet, ResidualAttentionNet
-    or STNet}``. A resnet arm's ``pretrain`` block is used by :func:`train_arm`, not here.
+    or STNet}``, or ``{"model": "fcn", ...keyword arguments of DigitFCN}`` (segmentation, e.g.
+    ``{"model": "fcn", "head": "danet"}``). A resnet arm's ``pretrain`` block is used by
+    :func:`train_arm`, not here.
     """
     if not isinstance(spec, dict):
         raise ValueError(f"an arm must be described by a dict, got {type(spec).__name__}")
     kind = spec.get("model", "resnet")
+    if kind == "fcn":
+        from .segment import DigitFCN
+
+        kwargs = {k: tuple(v) if k in ("widths", "depths") else v
+                  for k, v in spec.items() if k != "model"}
+        if "pretrain" in kwargs:
+            raise ValueError("pretrain is only for resnet arms, not for an fcn arm")
+        return DigitFCN(**kwargs)
     if kind in ("ltpa", "ran", "stn"):
         from .ltpa import LTPANet
         from .residual import ResidualAttentionNet
@@ -235,7 +246,7 @@ def build_model(spec: dict):
         cls = {"ltpa": LTPANet, "ran": ResidualAttentionNet, "stn": STNet}[kind]
         return cls(**{k: v for k, v in spec.items() if k != "model"})
     if kind != "resnet":
-        raise ValueError(f"model must be 'resnet', 'ltpa', 'ran' or 'stn', got {kind!r}")
+        raise ValueError(f"model must be 'resnet', 'ltpa', 'ran', 'stn' or 'fcn', got {kind!r}")
     unknown = set(spec) - {"model", "attention", "position", "stage_attention", "backbone", "pretrain"}
     if unknown:
         raise ValueError(f"unknown keys in a resnet arm: {sorted(unknown)}; allowed: model, "
@@ -254,11 +265,14 @@ def build_model(spec: dict):
 
 def fit_kwargs(train: dict) -> dict:
     """``fit`` keyword arguments from a REFERENCE's ``train`` block (``augment``: ``None`` or
-    ``"shift:<pixels>"``)."""
+    ``"shift:<pixels>"``; for segmentation ``"metric": "miou"`` with ``num_classes`` and
+    optionally ``iou_classes``, a list)."""
     unknown = set(train) - set(TRAIN_KEYS)
     if unknown:
         raise ValueError(f"unknown training keys {sorted(unknown)}; allowed: {TRAIN_KEYS}")
     kw = {k: v for k, v in train.items() if k != "augment"}
+    if kw.get("iou_classes") is not None:
+        kw["iou_classes"] = list(kw["iou_classes"])
     aug = train.get("augment")
     if aug is not None:
         m = str(aug).split(":")
@@ -270,14 +284,16 @@ def fit_kwargs(train: dict) -> dict:
     return kw
 
 
-DATA_TASKS = ("cluttered", "relational")
+DATA_TASKS = ("cluttered", "relational", "segmentation")
 PRETRAIN_KEYS = ("digit", "epochs")
 
 
 def make_data(data: dict):
     """``(train, test)`` DigitSets from a REFERENCE's ``data`` block: ``n_train``, ``n_test``,
     ``seed`` (default 0), ``task`` (``"cluttered"``, the default: :func:`cluttered_digits`;
-    ``"relational"``: :func:`relational_digits`) and the generator's keyword arguments."""
+    ``"relational"``: :func:`relational_digits`; ``"segmentation"``: :func:`cluttered_digits`
+    with per-pixel targets, returned as ``(images, segmentation)`` pairs) and the generator's
+    keyword arguments."""
     from .data import cluttered_digits, relational_digits
 
     d = dict(data)
@@ -288,8 +304,11 @@ def make_data(data: dict):
     task = d.pop("task", "cluttered")
     if task not in DATA_TASKS:
         raise ValueError(f"data task must be one of {DATA_TASKS}, got {task!r}")
-    make = cluttered_digits if task == "cluttered" else relational_digits
-    return make(n_train, "train", seed=seed, **d), make(n_test, "test", seed=seed, **d)
+    make = relational_digits if task == "relational" else cluttered_digits
+    train, test = make(n_train, "train", seed=seed, **d), make(n_test, "test", seed=seed, **d)
+    if task == "segmentation":
+        return (train.images, train.segmentation), (test.images, test.segmentation)
+    return train, test
 
 
 _PRETRAINED: dict = {}   # (data, seed, backbone, pretrain, fit settings) -> (train, test, state)
@@ -306,7 +325,7 @@ def _pretrained_source(spec: dict, pre, train, test, *, seed: int, label, device
     if not isinstance(pre, dict) or set(pre) != set(PRETRAIN_KEYS):
         raise ValueError(f"pretrain must be a dict with exactly the keys {PRETRAIN_KEYS}, "
                          f"got {pre!r}")
-    if train.digits is None:
+    if getattr(train, "digits", None) is None:
         raise ValueError("pretrain needs data with digit classes (data task 'relational')")
     k, epochs = pre["digit"], pre["epochs"]
     if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < train.digits.shape[1]:
@@ -327,7 +346,8 @@ def _pretrained_source(spec: dict, pre, train, test, *, seed: int, label, device
         seed=seed, device=device, label=f"{label or 'arm'}: pretraining",
         **{**fit_kw, "epochs": epochs, "progress": False})
     source = source.cpu().to(memory_format=torch.contiguous_format)
-    _PRETRAINED.clear()   # keep one entry: the arms of one seed run one after another
+    if len(_PRETRAINED) >= 32:     # a few small state dicts; bounded all the same
+        _PRETRAINED.clear()
     _PRETRAINED[key] = (train, test, {n: t.detach().clone() for n, t in source.state_dict().items()})
     return source
 
