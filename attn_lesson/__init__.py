@@ -6,15 +6,17 @@ evaluate, seeds), ``cost`` (parameters, FLOPs, latency), ``viz`` (plots), ``chan
 (channel attention: SE, ECA, SK), ``spatial`` (spatial and mixed attention: spatial gate,
 CBAM, BAM), ``maps`` (Grad-CAM, localisation scores), ``ltpa`` (Learn to Pay Attention),
 ``residual`` (Residual Attention Network), ``stn`` (Spatial Transformer), ``selfattn``
-(SAGAN layer, non-local block, DANet's PAM and CAM), ``stats``
+(SAGAN layer, non-local block, DANet's PAM and CAM), ``segment`` (a small FCN with DANet's
+dual-attention head, for per-pixel classes), ``stats``
 (``compare``: the one routine behind every "A vs B"), ``results`` (reference result files).
 """
-from . import residual, results, selfattn, stn, viz
+from . import residual, results, segment, selfattn, stn, viz
 from .channel import ECAModule, SEModule, SKAttention, SKConv, eca, eca_kernel_size, se, sk
 from .ltpa import LTPANet, LTPAttention
 from .residual import AttentionModule, ResidualAttentionNet, SoftMaskBranch
 from .stn import SpatialTransformer, STNet
 from .selfattn import ChannelAttention2d, NonLocal2d, SelfAttention2d
+from .segment import DigitFCN, DualAttentionHead
 from .maps import (GradCAM, box_area_fraction, box_energy, localisation_scores, pointing_game,
                    receptive_field)
 from .spatial import (BAM, CBAM, ChannelGate, SpatialGate, bam, cbam, channel_gate,
@@ -25,13 +27,15 @@ from .data import (BatchIterator, DataUnavailableError, DigitSet, cluttered_digi
 from .models import BasicBlock, ResNetBackbone, conv_bn_relu
 from .runtime import Profile, env_report, get_device, get_profile, seed_everything
 from .stats import Comparison, compare
-from .train import History, SeedRuns, evaluate, fit, load_backbone_weights, mean_std, run_seeds
+from .train import (History, SeedRuns, confusion_matrix, evaluate, fit, iou_per_class,
+                    load_backbone_weights, mean_iou, mean_std, run_seeds)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AttentionModule", "ResidualAttentionNet", "SoftMaskBranch", "SpatialTransformer", "STNet",
     "ChannelAttention2d", "NonLocal2d", "SelfAttention2d", "selfattn",
+    "DigitFCN", "DualAttentionHead", "segment", "confusion_matrix", "iou_per_class", "mean_iou",
     "BAM", "CBAM", "ChannelGate", "GradCAM", "LTPANet", "LTPAttention", "SpatialGate", "bam",
     "box_area_fraction", "box_energy", "cbam", "channel_gate", "localisation_scores",
     "pointing_game", "receptive_field", "spatial_gate",

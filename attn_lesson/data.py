@@ -267,6 +267,11 @@ def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
         rotated-translated-scaled digits of the Spatial Transformer chapter; the true transform
         of every digit is returned in ``transforms``.
     seed : the same ``(seed, split, arguments)`` always give the same images.
+
+    Besides images, labels, boxes, masks and transforms, the returned :class:`DigitSet` holds
+    ``segmentation`` ``(n, H, W)``: ``0`` on background *and* clutter, ``1 + class`` on each
+    digit's own ink (``segmentation > 0`` equals ``masks``), the target of per-pixel
+    classification. Computing it draws no random numbers, so the images do not depend on it.
     """
     n, (h, w), (lo, hi) = _check_common(n, split, canvas, scale)
     clutter = _check_int("clutter", clutter, 0)
@@ -312,6 +317,7 @@ def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
 
     img = torch.zeros(n, channels, h, w)
     digit_layer = torch.zeros(n, h, w)
+    seg = torch.zeros(n, h, w, dtype=torch.int64)
     labels = torch.zeros(n, n_digits, dtype=torch.int64)
     boxes = torch.zeros(n, n_digits, 4)
     transforms = torch.zeros(n, n_digits, 2, 3)
@@ -322,6 +328,8 @@ def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
             images_all[pick], rand, lo, hi, k * slot_w, slot_w, (h, w),
             (rot_lo, rot_hi) if rotate else None)
         digit_layer = torch.maximum(digit_layer, layer)
+        ink = layer > BOX_THRESHOLD                    # this digit's own ink: class 1 + label
+        seg[ink] = (1 + labels[:, k]).view(n, 1, 1).expand(n, h, w)[ink]
         col = colours(n) if colour else torch.ones(n, 1)
         img = torch.maximum(img, layer.unsqueeze(1) * col.view(n, channels, 1, 1))
     masks = digit_layer > BOX_THRESHOLD
@@ -332,7 +340,8 @@ def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
                   n_digits=n_digits, colour=colour, seed=seed)
     if rotate:
         params["rotation"] = (rot_lo, rot_hi)
-    return DigitSet(img.contiguous(), labels, boxes, masks, split, params, transforms)
+    return DigitSet(img.contiguous(), labels, boxes, masks, split, params, transforms,
+                    segmentation=seg)
 
 
 def relational_digits(n: int = 6000, split: str = "train", *, canvas=(32, 96),

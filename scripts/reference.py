@@ -129,10 +129,11 @@ def training_source_hash(spec: dict) -> str:
 
 
 def data_hash(*sets) -> str:
-    """sha256 of the images and labels of the given DigitSets."""
+    """sha256 of the images and labels of the given DigitSets, or of both tensors of
+    ``(images, targets)`` pairs (the segmentation task: the targets are the label maps)."""
     h = hashlib.sha256()
     for ds in sets:
-        for t in (ds.images, ds.labels):
+        for t in ((ds.images, ds.labels) if isinstance(ds, al.DigitSet) else tuple(ds)):
             h.update(t.contiguous().numpy().tobytes())
     return h.hexdigest()
 

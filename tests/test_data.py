@@ -345,3 +345,19 @@ def test_relational_digits_bad_arguments(kwargs, message):
     from attn_lesson.data import relational_digits
     with pytest.raises(ValueError, match=message):
         relational_digits(10, **kwargs)
+
+
+def test_cluttered_digits_segmentation_labels_the_digits_ink_only():
+    d = cluttered_digits(200, "train", seed=1)
+    assert d.segmentation.shape == (200, 40, 40) and d.segmentation.dtype == torch.int64
+    assert torch.equal(d.segmentation > 0, d.masks)                  # clutter and background are 0
+    classes = d.segmentation.flatten(1).amax(1)
+    assert torch.equal(classes, 1 + d.labels)                         # one class per image: its digit's
+    assert ((d.segmentation == 0) | (d.segmentation == (1 + d.labels).view(-1, 1, 1))).all()
+    clutter_ink = (d.images[:, 0] > 0.1) & ~d.masks
+    assert clutter_ink.any() and (d.segmentation[clutter_ink] == 0).all()
+    two = cluttered_digits(50, "test", n_digits=2, canvas=(40, 80), colour=True, seed=2)
+    left, right = two.segmentation[:, :, :40], two.segmentation[:, :, 40:]
+    assert torch.equal(left.flatten(1).amax(1), 1 + two.labels[:, 0])
+    assert torch.equal(right.flatten(1).amax(1), 1 + two.labels[:, 1])
+    assert two.subset(slice(0, 3)).segmentation.shape == (3, 40, 80)

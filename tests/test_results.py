@@ -109,8 +109,22 @@ def test_build_model_matches_the_package_factories():
     ran = results.build_model({"model": "ran", "modules": [2, 1], "learning": "nal"})
     assert isinstance(ran, al.ResidualAttentionNet) and len(ran.attention_modules()) == 3
     assert isinstance(results.build_model({"model": "stn"}), al.STNet)
-    with pytest.raises(ValueError, match="model must be 'resnet', 'ltpa', 'ran' or 'stn'"):
+    with pytest.raises(ValueError, match="model must be 'resnet', 'ltpa', 'ran', 'stn' or 'fcn'"):
         results.build_model({"model": "vit"})
+
+
+def test_build_model_fcn_arms():
+    fcn = results.build_model({"model": "fcn", "head": "danet", "widths": [16, 32], "depths": [1, 1],
+                               "stem_stride": 2, "cam_mode": "official"})
+    assert isinstance(fcn, al.DigitFCN) and fcn.encoder.widths == (16, 32)
+    assert fcn.pam is not None and fcn.cam.mode == "official"
+    assert results.build_model({"model": "fcn"}).attention_modules() == []
+    with pytest.raises(ValueError, match="head must be one of"):
+        results.build_model({"model": "fcn", "head": "both"})
+    with pytest.raises(ValueError, match="pretrain is only for resnet arms"):
+        results.build_model({"model": "fcn", "pretrain": {"digit": 0, "epochs": 1}})
+    files = reference.training_files({"model": "fcn", "head": "danet"})
+    assert {"segment.py", "selfattn.py", "models.py", "train.py"} <= set(files)
 
 
 def test_fit_kwargs():
@@ -121,6 +135,9 @@ def test_fit_kwargs():
         results.fit_kwargs({"augment": "flip"})
     with pytest.raises(ValueError, match="unknown training keys"):
         results.fit_kwargs({"epoch": 1})
+    seg = results.fit_kwargs({"epochs": 1, "metric": "miou", "num_classes": 11,
+                              "iou_classes": [1, 2, 3]})
+    assert seg == {"epochs": 1, "metric": "miou", "num_classes": 11, "iou_classes": [1, 2, 3]}
 
 
 def test_reference_cell_is_read_as_a_literal(tmp_path):
@@ -160,6 +177,24 @@ def test_run_cache_key_follows_what_training_reads():
             reference.run_key({"data": {"n_train": 11}, "train": {"epochs": 1}}, base, 0, "cpu", da)}
     assert len(keys) == 6
     assert reference.run_key(cfg, base, 0, "cpu", da) == reference.run_key(dict(cfg), {}, 0, "cpu", da)
+    # segmentation data are (images, label maps) pairs: the hash covers the label maps
+    seg = al.cluttered_digits(4, seed=0)
+    pair = (seg.images, seg.segmentation)
+    assert reference.data_hash(pair) == reference.data_hash((seg.images, seg.segmentation.clone()))
+    assert reference.data_hash(pair) != reference.data_hash((seg.images, seg.segmentation * 0))
+    assert reference.data_hash(pair) != reference.data_hash(seg)
+
+
+def test_train_arm_segmentation_equals_seed_build_fit():
+    from attn_lesson.results import build_model, fit_kwargs, make_data, train_arm
+    tr, te = make_data({"n_train": 16, "n_test": 8, "task": "segmentation"})
+    spec = {"model": "fcn", "head": "pam", "widths": [8, 16], "depths": [1, 1], "stem_stride": 2}
+    kw = dict(fit_kwargs({"epochs": 1, "batch_size": 8, "metric": "miou", "num_classes": 11,
+                          "iou_classes": list(range(1, 11))}), progress=False, device="cpu")
+    h = train_arm(spec, tr, te, seed=1, **kw)
+    al.seed_everything(1)
+    h2 = al.fit(build_model(spec), tr, te, seed=1, **kw)
+    assert h.train_loss == h2.train_loss and h.test_acc == h2.test_acc and 0 <= h.test_acc[0] <= 1
 
 
 def test_committed_runs_are_reused_only_when_provably_the_same(tmp_path):
@@ -201,6 +236,10 @@ def test_make_data_tasks():
     assert torch.equal(tr.images, ref.images) and len(te) == 4 and te.split == "test"
     tr, te = make_data({"n_train": 6, "n_test": 4, "task": "relational", "gap": 40})
     assert tr.digits.shape == (6, 2) and tr.params["gap"] == 40
+    (xs, ys), (xt, yt) = make_data({"n_train": 6, "n_test": 4, "seed": 2, "clutter": 1,
+                                     "task": "segmentation"})
+    assert torch.equal(xs, ref.images) and torch.equal(ys, ref.segmentation)
+    assert ys.shape == (6, 40, 40) and xt.shape == (4, 1, 40, 40) and yt.dtype == torch.int64
     with pytest.raises(ValueError, match="data task must be one of"):
         make_data({"n_train": 6, "n_test": 4, "task": "pairs"})
     with pytest.raises(ValueError, match=r"needs n_train and n_test; missing \['n_test'\]"):

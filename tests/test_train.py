@@ -189,3 +189,107 @@ def test_progress_style_from_the_environment(monkeypatch):
     monkeypatch.setenv("ATTN_LESSON_PROGRESS", "widget")
     with pytest.raises(ValueError, match=r"ATTN_LESSON_PROGRESS must be one of \('auto', 'text'\)"):
         train.progress_bar(total=3)
+
+
+# ---------------------------------------------------------------- per-pixel labels, mean IoU
+def test_mean_iou_against_a_hand_computation():
+    from attn_lesson import confusion_matrix, iou_per_class, mean_iou
+    target = torch.tensor([[0, 0, 1, 1], [2, 2, 2, 0]])
+    pred = torch.tensor([[0, 1, 1, 1], [2, 2, 0, 0]])
+    cm = confusion_matrix(pred, target, 4)
+    assert cm.tolist() == [[2, 1, 0, 0], [0, 2, 0, 0], [1, 0, 2, 0], [0, 0, 0, 0]]
+    # class 0: TP 2, FP 1, FN 1 -> 2/4; class 1: TP 2, FP 1, FN 0 -> 2/3; class 2: 2/3; class 3 absent
+    iou = iou_per_class(cm)
+    assert iou[:3].tolist() == pytest.approx([0.5, 2 / 3, 2 / 3]) and torch.isnan(iou[3])
+    assert mean_iou(pred, target, 4) == pytest.approx((0.5 + 2 / 3 + 2 / 3) / 3)
+    assert mean_iou(pred, target, 4, classes=[1, 2]) == pytest.approx(2 / 3)
+    assert mean_iou(target, target, 3) == 1.0
+    # pooled over the whole set, not averaged per image
+    a = mean_iou(pred[:1], target[:1], 3)
+    b = mean_iou(pred[1:], target[1:], 3)
+    assert mean_iou(pred, target, 3) != pytest.approx((a + b) / 2)
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda f: f(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 4, dtype=torch.long), 3), "same shape"),
+    (lambda f: f(torch.zeros(4), torch.zeros(4, dtype=torch.long), 3), "class indices"),
+    (lambda f: f(torch.full((4,), 3), torch.zeros(4, dtype=torch.long), 3), r"outside 0\.\.2"),
+    (lambda f: f(torch.zeros(4, dtype=torch.long), torch.zeros(4, dtype=torch.long), 1), "num_classes must be"),
+])
+def test_confusion_matrix_bad_arguments(call, pattern):
+    from attn_lesson import confusion_matrix
+    with pytest.raises(ValueError, match=pattern):
+        call(confusion_matrix)
+
+
+def test_mean_iou_bad_classes():
+    from attn_lesson import mean_iou
+    t = torch.zeros(4, dtype=torch.long)
+    for bad in ([], [3], [1, 1], [True]):
+        with pytest.raises(ValueError, match="iou_classes must be None or distinct class indices"):
+            mean_iou(t, t, 3, classes=bad)
+
+
+class _PixelModel(torch.nn.Module):
+    """A 1x1 convolution: per-pixel logits at the input's size."""
+
+    def __init__(self, k=3):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, k, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def _pixel_data(n=40, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 6, 6, generator=g)
+    y = (x[:, 0] > 0.5).long() + (x[:, 0] > 0.8).long()              # 3 classes by intensity
+    return x, y
+
+
+def test_evaluate_per_pixel_accuracy_loss_and_miou():
+    from attn_lesson import mean_iou
+    torch.manual_seed(0)
+    m = _PixelModel()
+    x, y = _pixel_data()
+    ev = evaluate(m, (x, y), batch_size=7, metric="miou", num_classes=3)
+    with torch.no_grad():
+        logits = m(x)
+    pred = logits.argmax(1)
+    assert ev["acc"] == pytest.approx((pred == y).float().mean().item())   # over pixels, not images
+    assert ev["loss"] == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
+    assert ev["miou"] == pytest.approx(mean_iou(pred, y, 3)) and len(ev["iou"]) == 3
+    fg = evaluate(m, (x, y), metric="miou", num_classes=3, iou_classes=[1, 2])
+    assert fg["miou"] == pytest.approx(mean_iou(pred, y, 3, classes=[1, 2]))
+    assert "miou" not in evaluate(m, (x, y))
+
+
+def test_fit_segmentation_learns_and_stores_the_metric_in_test_acc():
+    seed_everything(0)
+    m = _PixelModel()
+    x, y = _pixel_data(200)
+    xt, yt = _pixel_data(50, seed=1)
+    h = fit(m, (x, y), (xt, yt), epochs=10, batch_size=20, lr=0.2, device="cpu", progress=False,
+            metric="miou", num_classes=3)
+    assert h.train_loss[-1] < h.train_loss[0] and 0 <= h.train_acc[-1] <= 1
+    assert h.test_acc[-1] == pytest.approx(evaluate(m, (xt, yt), metric="miou", num_classes=3)["miou"])
+    assert h.test_acc[-1] > 0.5
+    assert h.images_per_sec > 0 and SeedRuns("px", [h]).mean == h.test_acc[-1]
+
+
+def test_fit_per_pixel_bad_arguments(train_set):
+    from attn_lesson import random_shift
+    x, y = _pixel_data()
+    m = _PixelModel()
+    with pytest.raises(ValueError, match="augment moves only the images"):
+        fit(m, (x, y), epochs=1, augment=random_shift(1), device="cpu", progress=False)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        fit(m, (x, y), epochs=1, metric="dice", device="cpu", progress=False)
+    with pytest.raises(ValueError, match="num_classes must be an int >= 2"):
+        fit(m, (x, y), epochs=1, metric="miou", device="cpu", progress=False)
+    with pytest.raises(ValueError, match="only with metric='miou'"):
+        evaluate(m, (x, y), num_classes=3)
+    with pytest.raises(ValueError, match=r"per-pixel labels \(4, 40, 40\) need logits"):
+        fit(small_model(), (train_set.images[:4], train_set.segmentation[:4]), epochs=1, device="cpu",
+            progress=False)

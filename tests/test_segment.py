@@ -1,0 +1,84 @@
+"""DigitFCN and DANet's dual-attention head: shapes, the four heads differ only by attention,
+identity at initialisation, gradients, bad arguments."""
+import pytest
+import torch
+
+import attn_lesson as al
+from attn_lesson.segment import DigitFCN, DualAttentionHead
+
+from conftest import randomize_bn
+
+
+@pytest.mark.parametrize("head", ["none", "pam", "cam", "danet"])
+def test_output_is_per_pixel_logits_at_input_size_with_output_stride_4(head):
+    torch.manual_seed(0)
+    m = DigitFCN(head=head)
+    x = torch.rand(2, 1, 40, 40)
+    assert m(x).shape == (2, 11, 40, 40)
+    feats = m.features(x)
+    assert feats["stage3"].shape == (2, 64, 10, 10) and feats["head"].shape == (2, 64, 10, 10)
+    assert (m.pam is not None) == (head in ("pam", "danet"))
+    assert (m.cam is not None) == (head in ("cam", "danet"))
+    assert len(m.attention_modules()) == {"none": 0, "pam": 1, "cam": 1, "danet": 2}[head]
+    small = DigitFCN(widths=(16, 32), depths=(1, 1), stem_stride=2, num_classes=5, head=head)
+    assert small(torch.rand(1, 1, 40, 48)).shape == (1, 5, 40, 48)
+    assert small.features(torch.rand(1, 1, 40, 40))["stage2"].shape[-2:] == (10, 10)
+
+
+def test_heads_differ_only_by_their_attention_modules_and_start_equal():
+    torch.manual_seed(0)
+    models = {h: DigitFCN(head=h) for h in ("none", "pam", "cam", "danet")}
+    base = randomize_bn(models["none"]).eval()
+    x = torch.rand(3, 1, 40, 40)
+    ref = base(x)
+    n_base = al.count_params(base)
+    for h, m in models.items():
+        missing, unexpected = m.load_state_dict(base.state_dict(), strict=False)
+        assert not unexpected and all(k.startswith(("head.pam.", "head.cam.")) for k in missing)
+        extra = sum(al.count_params(a) for a in m.attention_modules())
+        assert al.count_params(m) == n_base + extra
+        torch.testing.assert_close(m.eval()(x), ref)               # gamma = beta = 0: identity
+    for h in ("pam", "danet"):
+        assert models[h].pam.last_attention.shape == (3, 100, 100)  # N = 10 x 10 positions
+    assert models["cam"].cam.last_attention.shape == (3, 64, 64)
+
+
+def test_head_is_the_sum_of_two_branches():
+    torch.manual_seed(0)
+    head = randomize_bn(DualAttentionHead(16, 8, cam_mode="official")).eval()
+    with torch.no_grad():
+        head.pam.gamma.fill_(0.7)
+        head.cam.beta.fill_(-0.3)
+    x = torch.randn(2, 16, 5, 5)
+    want = head.post_p(head.pam(head.reduce_p(x))) + head.post_c(head.cam(head.reduce_c(x)))
+    torch.testing.assert_close(head(x), want)
+    assert head.cam.mode == "official" and head(x).shape == (2, 8, 5, 5)
+
+
+def test_gradients_reach_gamma_and_beta_and_the_encoder():
+    torch.manual_seed(0)
+    m = DigitFCN(head="danet")
+    y = torch.randint(0, 11, (2, 40, 40))
+    torch.nn.functional.cross_entropy(m(torch.rand(2, 1, 40, 40)), y).backward()
+    assert m.pam.gamma.grad.abs().item() > 0 and m.cam.beta.grad.abs().item() > 0
+    assert m.encoder.stem[0].weight.grad.abs().sum() > 0
+    assert not hasattr(m.encoder, "head") and not hasattr(m.encoder, "pool")
+
+
+def test_receptive_field_of_the_encoder():
+    m = DigitFCN()
+    assert al.receptive_field(m, (1, 40, 40), "stage3")[0] < al.receptive_field(m, (1, 40, 40), "head")[0]
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(head="both"), "head must be one of"),
+    (dict(cam_mode="max"), "cam_mode must be one of"),
+    (dict(num_classes=1), "num_classes must be an int >= 2"),
+    (dict(head_channels=0), "head_channels must be a positive int"),
+    (dict(head="pam", head_channels=12), r"head_channels \(12\) must be divisible by pam_reduction \(8\)"),
+    (dict(widths=(16, 32), depths=(1,)), "widths and depths must be non-empty and of equal length"),
+    (dict(stem_stride=3), "stem_stride must be 1 or 2"),
+])
+def test_bad_arguments(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        DigitFCN(**kwargs)
