@@ -16,13 +16,13 @@ def test_output_is_per_pixel_logits_at_input_size_with_output_stride_4(head):
     x = torch.rand(2, 1, 40, 40)
     assert m(x).shape == (2, 11, 40, 40)
     feats = m.features(x)
-    assert feats["stage3"].shape == (2, 64, 10, 10) and feats["head"].shape == (2, 64, 10, 10)
+    assert feats["stage2"].shape == (2, 32, 10, 10) and feats["head"].shape == (2, 32, 10, 10)
     assert (m.pam is not None) == (head in ("pam", "danet"))
     assert (m.cam is not None) == (head in ("cam", "danet"))
     assert len(m.attention_modules()) == {"none": 0, "pam": 1, "cam": 1, "danet": 2}[head]
-    small = DigitFCN(widths=(16, 32), depths=(1, 1), stem_stride=2, num_classes=5, head=head)
-    assert small(torch.rand(1, 1, 40, 48)).shape == (1, 5, 40, 48)
-    assert small.features(torch.rand(1, 1, 40, 40))["stage2"].shape[-2:] == (10, 10)
+    deep = DigitFCN(widths=(8, 16, 32), depths=(1, 1, 1), stem_stride=1, num_classes=5, head=head)
+    assert deep(torch.rand(1, 1, 40, 48)).shape == (1, 5, 40, 48)
+    assert deep.features(torch.rand(1, 1, 40, 40))["stage3"].shape == (1, 32, 10, 10)
 
 
 def test_heads_differ_only_by_their_attention_modules_and_start_equal():
@@ -40,7 +40,7 @@ def test_heads_differ_only_by_their_attention_modules_and_start_equal():
         torch.testing.assert_close(m.eval()(x), ref)               # gamma = beta = 0: identity
     for h in ("pam", "danet"):
         assert models[h].pam.last_attention.shape == (3, 100, 100)  # N = 10 x 10 positions
-    assert models["cam"].cam.last_attention.shape == (3, 64, 64)
+    assert models["cam"].cam.last_attention.shape == (3, 32, 32)
 
 
 def test_head_is_the_sum_of_two_branches():
@@ -67,7 +67,8 @@ def test_gradients_reach_gamma_and_beta_and_the_encoder():
 
 def test_receptive_field_of_the_encoder():
     m = DigitFCN()
-    assert al.receptive_field(m, (1, 40, 40), "stage3")[0] < al.receptive_field(m, (1, 40, 40), "head")[0]
+    assert al.receptive_field(m, (1, 40, 40), "stage2") == (23, 23)
+    assert al.receptive_field(m, (1, 40, 40), "head") == (39, 39)     # the head's two 3x3 convs
 
 
 @pytest.mark.parametrize("kwargs, pattern", [
@@ -76,6 +77,7 @@ def test_receptive_field_of_the_encoder():
     (dict(num_classes=1), "num_classes must be an int >= 2"),
     (dict(head_channels=0), "head_channels must be a positive int"),
     (dict(head="pam", head_channels=12), r"head_channels \(12\) must be divisible by pam_reduction \(8\)"),
+    (dict(widths=(16, 32, 64), depths=(1, 1)), "widths and depths must be non-empty and of equal length"),
     (dict(widths=(16, 32), depths=(1,)), "widths and depths must be non-empty and of equal length"),
     (dict(stem_stride=3), "stem_stride must be 1 or 2"),
 ])
