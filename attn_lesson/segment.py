@@ -14,14 +14,16 @@
   ``"cam"`` keeps only one of them, ``"none"`` neither: the two branches and their convolutions
   are always there, so the four heads differ *only* by the attention modules.
 * **classifier**: a 1x1 convolution to ``num_classes`` logits per position, then bilinear
-  upsampling to the input's size: ``(B, num_classes, H, W)``.
+  upsampling to the input's size, ``(B, num_classes, H, W)``, with every cell anchored where the
+  encoder's strided convolutions centre it (cell ``i`` on pixel ``4 i``,
+  :func:`attn_lesson.maps.upsample` with ``anchor="stride"``).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from .maps import upsample
 from .models import ResNetBackbone, conv_bn_relu
 from .selfattn import CAM_MODES, ChannelAttention2d, SelfAttention2d
 
@@ -117,7 +119,9 @@ class DigitFCN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.head(self.encoder.features(x)[f"stage{len(self.encoder.stages)}"])
         logits = self.classifier(h)                                     # (B, K, h, w)
-        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        b, k = logits.shape[:2]
+        up = upsample(logits.flatten(0, 1), x.shape[-2:], anchor="stride")   # cell i -> pixel 4i
+        return up.view(b, k, *x.shape[-2:])
 
     def extra_repr(self) -> str:
         return f"head={self.head_name!r}, num_classes={self.num_classes}"

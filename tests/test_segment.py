@@ -84,3 +84,15 @@ def test_receptive_field_of_the_encoder():
 def test_bad_arguments(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         DigitFCN(**kwargs)
+
+
+def test_logits_are_upsampled_with_cells_anchored_at_their_stride():
+    torch.manual_seed(0)
+    m = DigitFCN(head="danet").eval()
+    x = torch.rand(2, 1, 40, 40)
+    with torch.no_grad():
+        coarse = m.classifier(m.features(x)["head"])                     # (2, 11, 10, 10)
+        out = m(x)
+    want = al.maps.upsample(coarse.flatten(0, 1), (40, 40), anchor="stride").view(2, 11, 40, 40)
+    torch.testing.assert_close(out, want)
+    torch.testing.assert_close(out[:, :, ::4, ::4], coarse)             # cell i sits on pixel 4 i
