@@ -2,6 +2,7 @@
 
     make reference CH=03            # = python scripts/reference.py 03
     python scripts/reference.py 03 --dry-run   # print the configuration and the run count
+    python scripts/reference.py 13 --only "dot product"   # fill the run cache for one arm
 
 The configuration is read from the chapter itself: the code cell of ``notebooks/NN_*.md`` that
 starts with ``REFERENCE = {`` holds a plain literal (no names, no calls), so the notebook is the
@@ -188,7 +189,8 @@ def committed_runs(path: Path, cfg: dict, device_desc: str) -> tuple[dict, str |
     return found, commit, f"{len(found)} runs reusable from {path.name} (commit {commit[:10]})"
 
 
-def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> Path | None:
+def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
+        only: list[str] | None = None) -> Path | None:
     md = chapter_source(ch)
     chapter = md.stem
     cfg = read_reference_config(md)
@@ -200,6 +202,11 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> 
         raise SystemExit(f"{md.name}: a reference needs at least {results.MIN_REFERENCE_SEEDS} seeds")
     for name, spec in arms.items():
         al.results.build_model(spec)            # fail early on a bad arm
+    if only:
+        unknown = [a for a in only if a not in arms]
+        if unknown:
+            raise SystemExit(f"--only names arms that {md.name} does not declare: {unknown}; "
+                             f"arms: {list(arms)}")
     n_runs = len(seeds) * len(arms)
     print(f"{chapter}: {len(arms)} arms x {len(seeds)} seeds = {n_runs} runs")
     print(json.dumps(cfg, indent=1))
@@ -218,6 +225,8 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> 
     t0 = time.perf_counter()
     done, cached, reused = {}, 0, []
     for name, spec in arms.items():
+        if only and name not in only:
+            continue
         hs = []
         for seed in seeds:
             path = CACHE / f"{run_key(cfg, spec, seed, device.type, data_sha)}.json"
@@ -236,6 +245,10 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> 
             hs.append(h)
         done[name] = al.SeedRuns(name, hs)
     wall = time.perf_counter() - t0
+    if only:
+        print(f"trained or found the runs of {only} ({cached} from cache) in {wall:.0f} s; they are "
+              f"cached in {CACHE}. Run without --only to write the file.")
+        return None
     provenance = {
         "commit": commit,
         "uncommitted_changes": dirty,
@@ -251,8 +264,8 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results") -> 
         "package_source_sha256": src,
     }
     path = results.save(out_dir / f"{chapter}.json", chapter, cfg, done, provenance)
-    print(results.load(chapter, cfg).table())
-    print(f"wrote {path.relative_to(ROOT)} in {wall:.0f} s ({cached} of {n_runs} runs from cache, "
+    print(results.Reference(chapter, cfg, done, provenance, path).table())
+    print(f"wrote {path} in {wall:.0f} s ({cached} of {n_runs} runs from cache, "
           f"{len(reused)} from the committed file)")
     return path
 
@@ -261,8 +274,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("chapter", help="two-digit chapter number, e.g. 03")
     ap.add_argument("--dry-run", action="store_true", help="print the configuration and exit")
+    ap.add_argument("--only", action="append", metavar="ARM",
+                    help="train (into the run cache) only this arm; repeatable. Lets several "
+                         "processes share a chapter's runs; a final run without --only then "
+                         "writes the file from the cache")
     args = ap.parse_args(argv)
-    run(args.chapter, dry_run=args.dry_run)
+    run(args.chapter, dry_run=args.dry_run, only=args.only)
     return 0
 
 

@@ -316,3 +316,29 @@ def test_load_backbone_weights_copies_all_but_the_head_and_the_attention():
     assert set(kept) == {k for k in model.state_dict() if k.startswith(("head.", "transitions.1."))}
     with pytest.raises(ValueError, match="not the same backbone"):
         al.load_backbone_weights(al.ResNetBackbone(widths=(8, 16, 32)), source)
+
+
+def test_reference_run_only_fills_the_cache_and_a_full_run_then_reads_it(tmp_path, monkeypatch):
+    md = tmp_path / "99_tiny.md"
+    md.write_text("""# tiny
+
+```{code-cell}
+REFERENCE = {
+    "data": {"n_train": 64, "n_test": 32, "seed": 0},
+    "train": {"epochs": 1, "batch_size": 32, "lr": 0.005},
+    "seeds": [0, 1, 2, 3, 4],
+    "arms": {"A": {}, "B": {"attention": {"name": "se", "reduction": 4}}},
+}
+```
+""")
+    monkeypatch.setattr(reference, "chapter_source", lambda ch: md)
+    monkeypatch.setattr(reference, "CACHE", tmp_path / "cache")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match="does not declare"):
+        reference.run("99", out_dir=out, only=["C"])
+    assert reference.run("99", out_dir=out, only=["B"]) is None
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 5 and not out.exists()
+    path = reference.run("99", out_dir=out)
+    data = json.loads(path.read_text())
+    assert data["provenance"]["runs_from_cache"] == 5 and set(data["arms"]) == {"A", "B"}
+    results.validate(data)
