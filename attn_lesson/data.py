@@ -328,8 +328,7 @@ def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
             images_all[pick], rand, lo, hi, k * slot_w, slot_w, (h, w),
             (rot_lo, rot_hi) if rotate else None)
         digit_layer = torch.maximum(digit_layer, layer)
-        ink = layer > BOX_THRESHOLD                    # this digit's own ink: class 1 + label
-        seg[ink] = (1 + labels[:, k]).view(n, 1, 1).expand(n, h, w)[ink]
+        seg = torch.where(layer > BOX_THRESHOLD, (1 + labels[:, k]).view(n, 1, 1), seg)  # own ink
         col = colours(n) if colour else torch.ones(n, 1)
         img = torch.maximum(img, layer.unsqueeze(1) * col.view(n, channels, 1, 1))
     masks = digit_layer > BOX_THRESHOLD
