@@ -29,7 +29,7 @@ PUBLISHED_STEMS = " ".join(Path(f).name for f in TOC_FILES)
 PLANNED_TOPICS = {
     "Residual Attention Network": (r"residual attention", "residual_attention"),
     "Spatial Transformer": (r"spatial transformer|\bSTN\b", "stn"),
-    "SAGAN layer": (r"\bSAGAN\b", "sagan"),
+    "SAGAN layer": (r"\bSAGAN\b", "self_attention"),
     "non-local blocks": (r"non-local", "nonlocal"),
     "DANet": (r"\bDANet\b", "danet"),
     "CCNet / GCNet": (r"\bCCNet\b|\bGCNet\b", "ccnet"),
