@@ -97,6 +97,8 @@ def _source_hash() -> str:
 
 TRAINING_FILES = ("train.py", "runtime.py")
 TRAINING_DATA_CODE = ("BatchIterator", "random_shift", "_shift_batch", "_check_int")
+# package files whose *functions* (not module classes) a model file calls in its forward pass
+FUNCTION_DEPENDENCIES = {"segment.py": ("maps.py",)}     # DigitFCN upsamples with maps.upsample
 
 
 def _model_files(model) -> list[str]:
@@ -106,6 +108,7 @@ def _model_files(model) -> list[str]:
         f = Path(inspect.getfile(type(m))).resolve()
         if f.parent == pkg:
             files.add(f.name)
+    files |= {dep for name, deps in FUNCTION_DEPENDENCIES.items() if name in files for dep in deps}
     return sorted(files)
 
 

@@ -342,3 +342,9 @@ REFERENCE = {
     data = json.loads(path.read_text())
     assert data["provenance"]["runs_from_cache"] == 5 and set(data["arms"]) == {"A", "B"}
     results.validate(data)
+
+
+def test_run_cache_key_of_an_fcn_arm_covers_the_upsampling_it_calls():
+    files = reference.training_files({"model": "fcn", "head": "pam"})
+    assert {"segment.py", "selfattn.py", "maps.py", "train.py"} <= set(files)
+    assert "maps.py" not in reference.training_files({})
