@@ -198,7 +198,7 @@ def load(chapter: str, expected_config: dict | None = None) -> Reference:
 
 # --- building a reference arm from its plain-data description --------------------------------
 ATTENTION_FACTORIES = ("se", "eca", "sk", "cbam", "bam", "spatial_gate", "channel_gate",
-                       "sagan", "pam", "nonlocal_block", "cam")
+                       "sagan", "pam", "nonlocal_block", "cam", "uniform_nonlocal")
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "augment", "metric", "num_classes",
               "iou_classes")
 
@@ -213,7 +213,8 @@ def _factory(desc, where: str):
 
     kwargs = {k: v for k, v in desc.items() if k != "name"}
     module = (channel if desc["name"] in ("se", "eca", "sk")
-              else selfattn if desc["name"] in ("sagan", "pam", "nonlocal_block", "cam") else spatial)
+              else selfattn if desc["name"] in ("sagan", "pam", "nonlocal_block", "cam", "uniform_nonlocal")
+              else spatial)
     return getattr(module, desc["name"])(**kwargs)
 
 
@@ -230,14 +231,17 @@ def build_model(spec: dict):
     if not isinstance(spec, dict):
         raise ValueError(f"an arm must be described by a dict, got {type(spec).__name__}")
     kind = spec.get("model", "resnet")
+    if "train" in spec:
+        arm_train_overrides(spec)                  # checks the arm's own training settings
+        spec = {k: v for k, v in spec.items() if k != "train"}
     if kind == "fcn":
-        from .segment import DigitFCN
+        from .segment import DigitFCN, DilatedHeadFCN
 
         kwargs = {k: tuple(v) if k in ("widths", "depths") else v
                   for k, v in spec.items() if k != "model"}
         if "pretrain" in kwargs:
             raise ValueError("pretrain is only for resnet arms, not for an fcn arm")
-        return DigitFCN(**kwargs)
+        return DilatedHeadFCN(**kwargs) if "head_dilation" in kwargs else DigitFCN(**kwargs)
     if kind in ("ltpa", "ran", "stn"):
         from .ltpa import LTPANet
         from .residual import ResidualAttentionNet
@@ -261,6 +265,25 @@ def build_model(spec: dict):
                           position=spec.get("position", "standard"),
                           stage_attention=_factory(spec.get("stage_attention"), "stage_attention"),
                           **backbone)
+
+
+ARM_TRAIN_KEYS = ("lr", "weight_decay")
+
+
+def arm_train_overrides(spec: dict) -> dict:
+    """The training settings an arm overrides for itself (``"train": {"lr": 0.001}``; only
+    ``lr`` and ``weight_decay`` may differ between the arms of one comparison). They apply to
+    the arm's whole run, its pretraining included."""
+    over = spec.get("train") or {}
+    if not isinstance(over, dict) or set(over) - set(ARM_TRAIN_KEYS):
+        raise ValueError(f"an arm's train block may only set {ARM_TRAIN_KEYS}, got {over!r}")
+    return dict(over)
+
+
+def arm_fit_kwargs(train: dict, spec: dict) -> dict:
+    """``fit`` keyword arguments of one arm: the REFERENCE's ``train`` block updated by the
+    arm's own ``train`` block (:func:`arm_train_overrides`)."""
+    return fit_kwargs({**train, **arm_train_overrides(spec)})
 
 
 def fit_kwargs(train: dict) -> dict:

@@ -125,3 +125,30 @@ class DigitFCN(nn.Module):
 
     def extra_repr(self) -> str:
         return f"head={self.head_name!r}, num_classes={self.num_classes}"
+
+
+class DilatedHeadFCN(DigitFCN):
+    """:class:`DigitFCN` whose head convolutions are dilated by ``head_dilation``: the same
+    output stride and the same parameters, a larger receptive field, no attention.
+
+    A control that separates *resolution* from *receptive field*: with a stride-1 stem the
+    head of :class:`DigitFCN` sees 21 px; with ``head_dilation=4`` its two 3x3 convolutions in
+    each branch see as far as the stride-4 network's head does and further
+    (:func:`attn_lesson.maps.receptive_field` measures it). Only ``head="none"`` is allowed: the
+    point is a network without attention.
+    """
+
+    def __init__(self, *args, head_dilation: int = 2, **kwargs):
+        super().__init__(*args, **kwargs)
+        if isinstance(head_dilation, bool) or not isinstance(head_dilation, int) or head_dilation < 1:
+            raise ValueError(f"head_dilation must be a positive int, got {head_dilation!r}")
+        if self.head_name != "none":
+            raise ValueError(f"DilatedHeadFCN is a control without attention: head must be 'none', "
+                             f"got {self.head_name!r}")
+        self.head_dilation = head_dilation
+        for seq in (self.head.reduce_p, self.head.reduce_c, self.head.post_p, self.head.post_c):
+            conv = seq[0]
+            conv.dilation, conv.padding = (head_dilation, head_dilation), (head_dilation, head_dilation)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", head_dilation={self.head_dilation}"

@@ -169,6 +169,28 @@ class NonLocal2d(nn.Module):
                 f"subsample={self.subsample}")
 
 
+class UniformNonLocal2d(NonLocal2d):
+    """A non-attentive control for the non-local block: the affinity is ``1 / N_keys`` for every
+    pair, so every position receives the same global mean of ``g`` (no similarity, no
+    query-dependence); ``W_z``, batch norm and the residual are those of :class:`NonLocal2d`.
+
+    It answers "does the block help because it *attends*, or only because it mixes the whole
+    map?". ``theta`` and ``phi`` are not created (nothing would use them). ``last_attention``
+    holds the constant matrix, ``(B, N, N_keys)``.
+    """
+
+    def __init__(self, channels: int, reduction: int = 2, *, subsample: bool = False):
+        super().__init__(channels, "dot", reduction, subsample=subsample)
+        del self.theta, self.phi
+        self.pairwise = "uniform"
+
+    def affinity(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(x, self.channels)
+        b, _, h, w = x.shape
+        m = (h // 2) * (w // 2) if self.subsample else h * w
+        return x.new_full((b, h * w, m), 1.0 / m)
+
+
 class ChannelAttention2d(nn.Module):
     """DANet's channel attention module (CAM): ``y = beta * (S X) + x``, no convolutions.
 
@@ -224,3 +246,8 @@ def nonlocal_block(pairwise: str = "embedded", reduction: int = 2, **kwargs) -> 
 def cam(mode: str = "paper") -> partial:
     """``factory(channels) -> ChannelAttention2d``."""
     return partial(ChannelAttention2d, mode=mode)
+
+
+def uniform_nonlocal(reduction: int = 2, **kwargs) -> partial:
+    """``factory(channels) -> UniformNonLocal2d`` (the non-attentive global-mixing control)."""
+    return partial(UniformNonLocal2d, reduction=reduction, **kwargs)

@@ -37,10 +37,13 @@ import ast
 import hashlib
 import inspect
 import json
+import os
 import platform
 import re
 import subprocess
 import sys
+import tempfile
+import textwrap
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,7 +51,9 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# ATTN_LESSON_PACKAGE_ROOT: import the package from another tree (an old commit's, to compute the
+# hashes its runs were made with; see committed_runs)
+sys.path.insert(0, os.environ.get("ATTN_LESSON_PACKAGE_ROOT", str(ROOT)))
 import attn_lesson as al  # noqa: E402
 from attn_lesson import results  # noqa: E402
 
@@ -102,7 +107,7 @@ FUNCTION_DEPENDENCIES = {"segment.py": ("maps.py",)}     # DigitFCN upsamples wi
 
 
 def _model_files(model) -> list[str]:
-    pkg = (ROOT / "attn_lesson").resolve()
+    pkg = Path(al.__file__).resolve().parent
     files = set(TRAINING_FILES)
     for m in model.modules():
         f = Path(inspect.getfile(type(m))).resolve()
@@ -112,6 +117,92 @@ def _model_files(model) -> list[str]:
     return sorted(files)
 
 
+def _model_classes(model) -> set[tuple[str, str]]:
+    """(file name, class name) of every package class in the model's modules and their bases."""
+    pkg = Path(al.__file__).resolve().parent
+    out = set()
+    for m in model.modules():
+        for cls in type(m).__mro__:
+            try:
+                f = Path(inspect.getfile(cls)).resolve()
+            except TypeError:
+                continue
+            if f.parent == pkg:
+                out.add((f.name, cls.__name__))
+    return out
+
+
+def _is_check(stmt) -> bool:
+    """An argument check: ``if ...: raise ...`` (no else, every statement of the body a raise),
+    or a call statement of a function whose name starts with ``_check``. Neither can change a
+    run that does not raise, so the cache key ignores them (and docstrings)."""
+    if isinstance(stmt, ast.If) and not stmt.orelse:
+        return all(isinstance(b, ast.Raise) for b in stmt.body)
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+        fn = stmt.value.func
+        name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else ""
+        return name.startswith("_check")
+    return False
+
+
+class _Normalise(ast.NodeTransformer):
+    def generic_visit(self, node):
+        super().generic_visit(node)
+        for field in ("body", "orelse", "finalbody"):
+            stmts = getattr(node, field, None)
+            if isinstance(stmts, list) and stmts and isinstance(stmts[0], ast.stmt):
+                kept = [st for i, st in enumerate(stmts)
+                        if not _is_check(st) and not (
+                            i == 0 and field == "body" and isinstance(st, ast.Expr)
+                            and isinstance(st.value, ast.Constant) and isinstance(st.value.value, str))]
+                setattr(node, field, kept or [ast.Pass()])
+        return node
+
+
+def normalised_source(src: str) -> str:
+    """The AST of ``src`` without docstrings, comments, formatting and argument checks
+    (:func:`_is_check`): two sources with the same normalised form compute the same thing."""
+    return ast.dump(_Normalise().visit(ast.parse(textwrap.dedent(src))), include_attributes=False)
+
+
+def _defined_names(node) -> list[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    return []
+
+
+def file_closure_source(text: str, roots: set[str] | None) -> str:
+    """Normalised source of the part of one package file that a model can execute: the
+    imports, every top-level statement that defines no name, the definitions named in ``roots``
+    (the model's classes, or everything when ``roots`` is None), and, repeatedly, every
+    top-level definition that the kept code names. Unused classes and functions in the same
+    file (a new module added later) do not enter it."""
+    tree = ast.parse(text)
+    defs, keep = {}, []
+    for node in tree.body:
+        names = _defined_names(node)
+        if not names:
+            keep.append(node)                       # imports, module-level code
+        for n in names:
+            defs.setdefault(n, []).append(node)
+    wanted = set(defs) if roots is None else set(roots)
+    seen: set[int] = set()
+    while wanted:
+        name = wanted.pop()
+        for node in defs.get(name, []):
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            keep.append(node)
+            wanted |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} - {name}
+            wanted |= {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)} & set(defs)
+    keep.sort(key=lambda n: n.lineno)
+    return normalised_source(ast.unparse(ast.Module(body=keep, type_ignores=[])))
+
+
 def training_files(spec: dict) -> list[str]:
     """The package files one arm's training run reads: the fixed TRAINING_FILES plus every file
     that defines a module class of the arm's model."""
@@ -119,16 +210,23 @@ def training_files(spec: dict) -> list[str]:
 
 
 def training_source_hash(spec: dict) -> str:
-    """sha256 of the source that determines one arm's training run (see the module docstring)."""
-    pkg = ROOT / "attn_lesson"
+    """sha256 of the source that determines one arm's training run (see the module docstring):
+    the printed model, the normalised closure (:func:`file_closure_source`) of each package file
+    that defines one of its classes (whole files for TRAINING_FILES and function dependencies),
+    and the normalised source of the training-settings parser, ``train_arm``, the pretraining
+    step and the batch code of ``data.py``."""
+    pkg = Path(al.__file__).resolve().parent
     model = results.build_model(spec)
+    classes = _model_classes(model)
     h = hashlib.sha256(repr(model).encode())
+    whole = set(TRAINING_FILES) | {d for deps in FUNCTION_DEPENDENCIES.values() for d in deps}
     for name in _model_files(model):
-        h.update(name.encode() + b"\0" + (pkg / name).read_bytes())
+        roots = None if name in whole else {c for f, c in classes if f == name}
+        h.update(name.encode() + b"\0" + file_closure_source((pkg / name).read_text(), roots).encode())
     for fn in (results.fit_kwargs, results.train_arm, results._pretrained_source,
                al.train.load_backbone_weights,
                *(getattr(al.data, name) for name in TRAINING_DATA_CODE)):
-        h.update(inspect.getsource(fn).encode())
+        h.update(normalised_source(inspect.getsource(fn)).encode())
     return h.hexdigest()
 
 
@@ -156,9 +254,32 @@ def device_description(device: torch.device) -> str:
     return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
+def arm_hashes(cfg: dict) -> dict:
+    """``{"arms": {arm: training_source_hash}, "data": data_hash}`` with the package this process
+    imported (see ``ATTN_LESSON_PACKAGE_ROOT``)."""
+    train, test = results.make_data(cfg["data"])
+    return {"arms": {name: training_source_hash(spec) for name, spec in cfg["arms"].items()},
+            "data": data_hash(train, test)}
+
+
+def arm_hashes_at(commit: str, cfg: dict) -> dict:
+    """:func:`arm_hashes` computed with the package as it was at ``commit`` (extracted from git
+    into a temporary folder and imported by a child process), by the current hashing code."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "archive", commit, "attn_lesson"], cwd=ROOT,
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        out = subprocess.run([sys.executable, __file__, "--arm-hashes", json.dumps(cfg)],
+                             env={**os.environ, "ATTN_LESSON_PACKAGE_ROOT": tmp}, cwd=tmp,
+                             check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def committed_runs(path: Path, cfg: dict, device_desc: str) -> tuple[dict, str | None, str]:
     """Runs of the committed results file ``path`` that may stand for new runs (see the module
-    docstring): ``({(arm, seed): history record}, commit or None, reason)``."""
+    docstring): ``({(arm, seed): history record}, commit or None, reason)``. A run is taken when
+    its arm's description is unchanged and the arm's training-source hash and the data hash,
+    recomputed with the package of the file's commit, equal today's."""
     if not path.exists():
         return {}, None, "no committed file"
     try:
@@ -174,22 +295,31 @@ def committed_runs(path: Path, cfg: dict, device_desc: str) -> tuple[dict, str |
         (prov.get("torch") == torch.__version__, "torch version differs"),
         (prov.get("device") == device_desc, "device differs"),
         (prov.get("uncommitted_changes") is False, "it was produced from a modified tree"),
-        (_git("status", "--porcelain", "--", "attn_lesson") == "",
-         "attn_lesson/ has uncommitted changes"),
-        (commit != "unknown" and subprocess.run(
-            ["git", "diff", "--quiet", commit, "--", "attn_lesson"], cwd=ROOT).returncode == 0,
-         f"attn_lesson/ changed since {commit[:10]}"),
+        (commit != "unknown" and subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"],
+                                                cwd=ROOT).returncode == 0,
+         f"its commit {commit[:10]} is not in this repository"),
     ]
     for ok, reason in checks:
         if not ok:
             return {}, None, reason
-    found = {}
-    for name, spec in cfg["arms"].items():
-        if ocfg["arms"].get(name) != spec or name not in old["arms"]:
+    same = {n: s for n, s in cfg["arms"].items() if ocfg["arms"].get(n) == s and n in old["arms"]}
+    if not same:
+        return {}, commit, "no arm of the committed file is declared unchanged"
+    sub = {**cfg, "arms": same}
+    then, now = arm_hashes_at(commit, sub), arm_hashes(sub)
+    if then["data"] != now["data"]:
+        return {}, None, f"the data generator draws other images than at {commit[:10]}"
+    found, changed = {}, []
+    for name in same:
+        if then["arms"][name] != now["arms"][name]:
+            changed.append(name)
             continue
         for rec in old["arms"][name]:
             found[(name, rec["seed"])] = rec
-    return found, commit, f"{len(found)} runs reusable from {path.name} (commit {commit[:10]})"
+    why = f"{len(found)} runs reusable from {path.name} (commit {commit[:10]})"
+    if changed:
+        why += f"; training source changed since then for {changed}"
+    return found, commit, why
 
 
 def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
@@ -217,7 +347,6 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
         return None
     device = al.get_device()
     train, test = al.results.make_data(cfg["data"])
-    fit_kwargs = al.results.fit_kwargs(cfg["train"])
     src, data_sha = _source_hash(), data_hash(train, test)
     commit = _git("rev-parse", "HEAD")              # the state the runs start from
     dirty = bool(_git("status", "--porcelain", "--", "attn_lesson", "scripts", f"notebooks/{chapter}.md"))
@@ -242,7 +371,7 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
                 reused.append(f"{name} / seed {seed}")
             else:
                 h = al.results.train_arm(spec, train, test, seed=seed, label=name, device=device,
-                                         **fit_kwargs)
+                                         **al.results.arm_fit_kwargs(cfg["train"], spec))
                 path.write_text(json.dumps(results._history_record(h)))
             print(f"  {name} seed {seed}: {h.final_test_acc:.4f} ({h.wall_time:.0f} s)", flush=True)
             hs.append(h)
@@ -275,13 +404,19 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("chapter", help="two-digit chapter number, e.g. 03")
+    ap.add_argument("chapter", nargs="?", help="two-digit chapter number, e.g. 03")
     ap.add_argument("--dry-run", action="store_true", help="print the configuration and exit")
     ap.add_argument("--only", action="append", metavar="ARM",
                     help="train (into the run cache) only this arm; repeatable. Lets several "
                          "processes share a chapter's runs; a final run without --only then "
                          "writes the file from the cache")
+    ap.add_argument("--arm-hashes", metavar="CONFIG_JSON", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.arm_hashes:
+        print(json.dumps(arm_hashes(json.loads(args.arm_hashes))))
+        return 0
+    if not args.chapter:
+        ap.error("the chapter number is required, e.g. 03")
     run(args.chapter, dry_run=args.dry_run, only=args.only)
     return 0
 
