@@ -18,7 +18,9 @@ Verdicts: with fewer than 3 runs per arm, "too few runs to judge" (numbers only)
 difference is called when the interval excludes 0. When it does not, "no difference" is never
 claimed: the result is "not detectable at n seeds (MDE x)", unless an equivalence ``margin`` is
 given and two one-sided tests (TOST) at level :math:`\\alpha` put the difference inside
-:math:`(-\\text{margin}, +\\text{margin})`.
+:math:`(-\\text{margin}, +\\text{margin})`. TOST at level :math:`\\alpha` succeeds exactly when
+the :math:`1-2\\alpha` interval (90 % for :math:`\\alpha = 0.05`) lies inside the margin, so a
+95 % interval that crosses the margin can sit beside "equivalent"; the printout shows both.
 """
 from __future__ import annotations
 
@@ -71,6 +73,10 @@ class Comparison:
     verdict: str
     scale: float = 100.0
     unit: str = "points"
+    # the (1 - 2 alpha) interval (90 % by default) behind the TOST verdict: equivalence holds
+    # exactly when it lies inside (-margin, +margin)
+    eq_ci_low: float = float("nan")
+    eq_ci_high: float = float("nan")
 
     @property
     def judged(self) -> bool:
@@ -108,8 +114,12 @@ class Comparison:
                if math.isfinite(self.mde) else ""),
         ]
         if self.margin is not None and self.p_equivalence is not None:
+            ci_eq = (f"[{self.eq_ci_low:+.4f}, {self.eq_ci_high:+.4f}]"
+                     if math.isfinite(self.eq_ci_low) else "n/a")
+            inside = "inside" if self.equivalent else "not inside"
             lines.append(f"  equivalence margin ±{self._pts(self.margin)}: TOST p = "
-                         f"{self.p_equivalence:.3f}")
+                         f"{self.p_equivalence:.3f}; its {1 - 2 * self.alpha:.0%} CI {ci_eq} is "
+                         f"{inside} the margin")
         lines.append(f"  -> {self.verdict}")
         return "\n".join(lines)
 
@@ -188,6 +198,8 @@ def compare(a, b, *, labels: tuple[str, str] | None = None, paired: bool | None 
     if math.isfinite(se) and se > 0:
         t_crit = _st.t.ppf(1 - alpha / 2, df)
         ci_low, ci_high = diff - t_crit * se, diff + t_crit * se
+        t_eq = _st.t.ppf(1 - alpha, df)
+        eq_low, eq_high = diff - t_eq * se, diff + t_eq * se
         p_value = float(2 * _st.t.sf(abs(diff) / se, df))
         mde = float((t_crit + _st.t.ppf(power, df)) * se)
         p_eq = None
@@ -196,12 +208,12 @@ def compare(a, b, *, labels: tuple[str, str] | None = None, paired: bool | None 
             p_upper = _st.t.cdf((diff - margin) / se, df)    # H0: diff >= +margin
             p_eq = float(max(p_lower, p_upper))
     elif math.isfinite(se):                                  # identical runs: no spread at all
-        ci_low = ci_high = diff
+        ci_low = ci_high = eq_low = eq_high = diff
         p_value = 0.0 if diff != 0 else 1.0
         mde = 0.0
         p_eq = None if margin is None else (0.0 if abs(diff) < margin else 1.0)
     else:
-        ci_low = ci_high = p_value = mde = nan
+        ci_low = ci_high = p_value = mde = eq_low = eq_high = nan
         p_eq = None
 
     if not enough:
@@ -220,4 +232,4 @@ def compare(a, b, *, labels: tuple[str, str] | None = None, paired: bool | None 
             verdict = (f"not detectable at {n_txt} (MDE {mde * scale:.2f} {unit})").replace(" )", ")")
     return Comparison(label_a, label_b, len(va), len(vb), mean_a, mean_b, sd_a, sd_b, method,
                       diff, se, df, ci_low, ci_high, p_value, mde, alpha, power, margin, p_eq,
-                      verdict, scale, unit)
+                      verdict, scale, unit, eq_low, eq_high)

@@ -199,13 +199,15 @@ def test_train_arm_segmentation_equals_seed_build_fit():
 
 def test_committed_runs_are_reused_only_when_provably_the_same(tmp_path):
     head = reference._git("rev-parse", "HEAD")
-    if head == "unknown" or reference._git("status", "--porcelain", "--", "attn_lesson"):
-        pytest.skip("needs a git checkout with a clean attn_lesson/")
+    if head == "unknown":
+        pytest.skip("needs a git checkout")
     desc = "cpu: test, 2 threads"
     prov = dict(PROV, commit=head, uncommitted_changes=False, torch=torch.__version__, device=desc)
     path = results.save(tmp_path / "77_x.json", "77_x", CFG, arms(), prov)
     found, commit, why = reference.committed_runs(path, CFG, desc)
-    assert commit == head and len(found) == 10 and "10 runs reusable" in why
+    # the hashes recomputed with HEAD's package equal today's unless attn_lesson/ was edited
+    # since HEAD in a way that changes what these arms run
+    assert commit == head and len(found) == 10 and "10 runs reusable" in why, why
     assert found[("SE", 3)]["seed"] == 3
     # an arm whose description changed is retrained; the others are still reused
     changed = json.loads(json.dumps(CFG))
@@ -223,10 +225,96 @@ def test_committed_runs_are_reused_only_when_provably_the_same(tmp_path):
         assert found == {} and commit is None and why == reason
     for key, value, reason in [("torch", "0.0", "torch version differs"),
                                ("uncommitted_changes", True, "modified tree"),
-                               ("commit", "0" * 40, "changed since")]:
+                               ("commit", "0" * 40, "not in this repository")]:
         p = results.save(tmp_path / f"77_{key}.json", "77_x", CFG, arms(), dict(prov, **{key: value}))
         found, commit, why = reference.committed_runs(p, CFG, desc)
         assert found == {} and reason in why, why
+
+
+def test_arm_hashes_at_an_old_commit_use_that_commits_package(monkeypatch):
+    """The child process imports the package extracted from the commit, not this checkout's."""
+    head = reference._git("rev-parse", "HEAD")
+    if head == "unknown":
+        pytest.skip("needs a git checkout")
+    seen = {}
+    real_run = reference.subprocess.run
+
+    def spy(cmd, *args, **kwargs):
+        if "--arm-hashes" in cmd:
+            seen["root"] = kwargs["env"]["ATTN_LESSON_PACKAGE_ROOT"]
+            out = real_run([cmd[0], "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                            "import attn_lesson; print(attn_lesson.__file__)", seen["root"]],
+                           capture_output=True, text=True, check=True).stdout
+            seen["file"] = out.strip()
+        return real_run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(reference.subprocess, "run", spy)
+    then = reference.arm_hashes_at(head, CFG)
+    assert seen["file"].startswith(seen["root"]) and set(then["arms"]) == set(CFG["arms"])
+
+
+def test_normalised_source_ignores_docstrings_comments_and_checks_only():
+    base = """
+def f(x, k):
+    y = x * k
+    return y + 1
+"""
+    same = '''
+def f(x, k):
+    """Docstring."""
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k!r}")
+    _check_input(x)      # a check call
+    y = x * k            # comment
+
+    return y + 1
+'''
+    assert reference.normalised_source(base) == reference.normalised_source(same)
+    for other in [base.replace("y + 1", "y + 2"),
+                  base.replace("    y = x * k", "    if k < 0:\n        k = 0\n    y = x * k"),
+                  base.replace("    y = x * k", "    if k < 0:\n        raise ValueError()\n"
+                               "    else:\n        k = 1\n    y = x * k")]:
+        assert reference.normalised_source(other) != reference.normalised_source(base)
+
+
+def test_file_closure_covers_what_a_class_uses_and_nothing_else():
+    text = """
+import torch
+SCALE = 2
+OTHER = 3
+def helper(x):
+    return x * SCALE
+class A:
+    def forward(self, x):
+        return helper(x)
+class B:
+    def forward(self, x):
+        return x * OTHER
+"""
+    base = reference.file_closure_source(text, {"A"})
+    assert base == reference.file_closure_source(text.replace("OTHER = 3", "OTHER = 4"), {"A"})
+    assert base == reference.file_closure_source(text + "\nclass C:\n    pass\n", {"A"})
+    assert base != reference.file_closure_source(text.replace("SCALE = 2", "SCALE = 5"), {"A"})
+    assert base != reference.file_closure_source(text.replace("x * SCALE", "x + SCALE"), {"A"})
+    # an unused new class in a model file leaves an existing arm's key unchanged
+    spec = {"stage_attention": {"name": "nonlocal_block", "pairwise": "dot"},
+            "backbone": {"num_classes": 2, "stage_attention_at": [2]}}
+    assert reference.training_source_hash(spec) == reference.training_source_hash(dict(spec))
+    assert reference.training_source_hash(spec) != reference.training_source_hash(
+        {**spec, "stage_attention": {"name": "uniform_nonlocal"}})
+
+
+def test_an_arm_may_set_its_own_lr_and_weight_decay():
+    spec = {"attention": {"name": "se", "reduction": 4}, "train": {"lr": 0.001}}
+    kw = results.arm_fit_kwargs({"epochs": 2, "lr": 0.005, "batch_size": 64}, spec)
+    assert kw == {"epochs": 2, "lr": 0.001, "batch_size": 64}
+    plain = {k: v for k, v in spec.items() if k != "train"}
+    assert repr(results.build_model(spec)) == repr(results.build_model(plain))
+    cfg = {"data": {"n_train": 10}, "train": {"epochs": 1}}
+    assert reference.run_key(cfg, spec, 0, "cpu", "d") != reference.run_key(cfg, plain, 0, "cpu", "d")
+    for bad in [{"epochs": 3}, {"lr": 0.1, "batch_size": 8}, "fast"]:
+        with pytest.raises(ValueError, match="may only set"):
+            results.build_model({"train": bad})
 
 
 def test_make_data_tasks():
