@@ -139,3 +139,29 @@ def test_the_reference_scanner_catches_what_it_should(tmp_path):
     assert "RAM chapter" in msg and "Chapter 17" in msg and "Part V" in msg
     page.write_text("The planned RAM chapter will use a learned baseline (Part V, planned).\n")
     test_no_cross_references_to_chapters_absent_from_the_toc(page)
+
+
+PROFILE_BRANCH = re.compile(
+    r"\bif\b[^\n]*(PROFILE\.name|get_profile\(\)\.name|profile\s*==|RUN_[A-Z_]+)"
+    r"|RUN_ABLATIONS|ablation_seeds|skipped on the [`\w{}.]* ?profile"
+    r"|not run on the [`\w{}.]* ?profile")
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_no_cell_runs_on_one_profile_only(path):
+    """Profiles change sizes, never which cells run: no code cell branches on the profile's
+    name or skips its work on a profile (sizes come from PROFILE.pick(cpu=..., gpu=...))."""
+    cells = re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", path.read_text(), flags=re.S)
+    bad = [line.strip() for cell in cells for line in cell.splitlines()
+           if PROFILE_BRANCH.search(line)]
+    assert not bad, f"{path.name}: profile-dependent code: {bad[:5]}"
+
+
+def test_profile_branch_check_catches_the_usual_forms():
+    for line in ['if PROFILE.name == "gpu":', "RUN_ABLATIONS = len(CFG['ablation_seeds']) >= 3",
+                 'if not RUN_ABLATIONS:', 'print(f"skipped on the {PROFILE.name} profile")',
+                 "if al.get_profile().name != 'cpu':", 'if profile == "cpu":']:
+        assert PROFILE_BRANCH.search(line), line
+    for line in ['CFG = PROFILE.pick(cpu=dict(n=1), gpu=dict(n=2))',
+                 'print(f"profile {PROFILE.name}: {N} images")']:
+        assert not PROFILE_BRANCH.search(line), line

@@ -135,3 +135,21 @@ def test_bad_inputs_raise_clear_errors():
         compare(runs("a", A), runs("b", B, seeds=[5, 6, 7, 8, 9]), paired=True)
     with pytest.raises(ValueError, match="equal numbers of runs"):
         compare(A, B[:3], paired=True)
+
+
+def test_tost_verdict_comes_with_its_90_percent_interval():
+    """TOST at level alpha succeeds exactly when the (1 - 2 alpha) interval lies inside the
+    margin; the printout shows that interval beside the 95 % one."""
+    a = [0.960, 0.961, 0.958, 0.962, 0.960]
+    b = [0.962, 0.963, 0.959, 0.965, 0.960]
+    c = compare(a, b, margin=0.005)
+    t = stats.t.ppf(0.95, c.df)
+    assert c.eq_ci_low == pytest.approx(c.diff - t * c.se)
+    assert c.eq_ci_high == pytest.approx(c.diff + t * c.se)
+    assert c.ci_low < c.eq_ci_low < c.eq_ci_high < c.ci_high
+    assert c.equivalent == (-0.005 < c.eq_ci_low and c.eq_ci_high < 0.005)
+    assert "90% CI" in str(c) and "inside the margin" in str(c)
+    # a 95 % interval that crosses the margin beside "equivalent": possible, and visible
+    d = compare(A, [x + 0.0005 for x in A[:4]] + [A[4] + 0.009], paired=True, margin=0.01)
+    assert d.ci_high > 0.01 or d.ci_low < -0.01 or d.equivalent is False or "90% CI" in str(d)
+    assert "90% CI" not in str(compare(a, b))          # no margin, no TOST, no 90 % line
