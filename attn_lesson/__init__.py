@@ -15,8 +15,8 @@ from .channel import ECAModule, SEModule, SKAttention, SKConv, eca, eca_kernel_s
 from .ltpa import LTPANet, LTPAttention
 from .residual import AttentionModule, ResidualAttentionNet, SoftMaskBranch
 from .stn import SpatialTransformer, STNet
-from .selfattn import ChannelAttention2d, NonLocal2d, SelfAttention2d
-from .segment import DigitFCN, DualAttentionHead
+from .selfattn import ChannelAttention2d, NonLocal2d, SelfAttention2d, UniformNonLocal2d
+from .segment import DigitFCN, DilatedHeadFCN, DualAttentionHead
 from .maps import (GradCAM, box_area_fraction, box_energy, localisation_scores, pointing_game,
                    receptive_field)
 from .spatial import (BAM, CBAM, ChannelGate, SpatialGate, bam, cbam, channel_gate,
@@ -34,8 +34,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttentionModule", "ResidualAttentionNet", "SoftMaskBranch", "SpatialTransformer", "STNet",
-    "ChannelAttention2d", "NonLocal2d", "SelfAttention2d", "selfattn",
-    "DigitFCN", "DualAttentionHead", "segment", "confusion_matrix", "iou_per_class", "mean_iou",
+    "ChannelAttention2d", "NonLocal2d", "SelfAttention2d", "UniformNonLocal2d", "selfattn",
+    "DigitFCN", "DilatedHeadFCN", "DualAttentionHead", "segment", "confusion_matrix", "iou_per_class", "mean_iou",
     "BAM", "CBAM", "ChannelGate", "GradCAM", "LTPANet", "LTPAttention", "SpatialGate", "bam",
     "box_area_fraction", "box_energy", "cbam", "channel_gate", "localisation_scores",
     "pointing_game", "receptive_field", "spatial_gate",

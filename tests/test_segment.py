@@ -96,3 +96,20 @@ def test_logits_are_upsampled_with_cells_anchored_at_their_stride():
     want = al.maps.upsample(coarse.flatten(0, 1), (40, 40), anchor="stride").view(2, 11, 40, 40)
     torch.testing.assert_close(out, want)
     torch.testing.assert_close(out[:, :, ::4, ::4], coarse)             # cell i sits on pixel 4 i
+
+
+def test_dilated_head_fcn_widens_the_receptive_field_without_attention():
+    import attn_lesson as al
+    plain = al.DigitFCN(stem_stride=1)
+    dil = al.DilatedHeadFCN(stem_stride=1, head_dilation=4)
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in dil.parameters())
+    assert al.receptive_field(plain, (1, 40, 40), "head") == (21, 21)
+    assert al.receptive_field(dil, (1, 64, 64), "head")[0] == 45
+    assert dil(torch.rand(2, 1, 40, 40)).shape == (2, 11, 40, 40)
+    assert dil.attention_modules() == [] and "head_dilation=4" in repr(dil)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="head_dilation"):
+            al.DilatedHeadFCN(head_dilation=bad)
+    with pytest.raises(ValueError, match="head must be 'none'"):
+        al.DilatedHeadFCN(head="pam")
+    assert isinstance(al.results.build_model({"model": "fcn", "head_dilation": 2}), al.DilatedHeadFCN)

@@ -153,3 +153,29 @@ def test_stage_attention_at_places_one_layer_where_asked():
             ResNetBackbone(stage_attention=selfattn.sagan(), stage_attention_at=bad)
     with pytest.raises(ValueError, match="needs a stage_attention factory"):
         ResNetBackbone(stage_attention_at=(2,))
+
+
+def test_uniform_nonlocal_broadcasts_the_global_mean_of_g():
+    import attn_lesson as al
+    torch.manual_seed(0)
+    blk = al.UniformNonLocal2d(8, reduction=2).eval()
+    with torch.no_grad():
+        blk.bn.weight.fill_(1.0)
+    x = torch.randn(2, 8, 4, 6)
+    y = blk(x)
+    g_mean = blk.g(x).mean(dim=(2, 3), keepdim=True).expand(-1, -1, 4, 6)
+    expected = x + blk.bn(blk.w_z(g_mean))
+    torch.testing.assert_close(y, expected)
+    assert not hasattr(blk, "theta") and not hasattr(blk, "phi")
+    a = blk.last_attention
+    assert a.shape == (2, 24, 24) and torch.allclose(a, torch.full_like(a, 1 / 24))
+    sub = al.UniformNonLocal2d(8, subsample=True)
+    sub(x)
+    assert sub.last_attention.shape == (2, 24, 6)
+    # starts as the identity, as every non-local block does
+    torch.testing.assert_close(al.UniformNonLocal2d(8).eval()(x), x)
+    with pytest.raises(ValueError):
+        blk(torch.randn(2, 5, 4, 6))
+    with pytest.raises(ValueError):
+        al.UniformNonLocal2d(8, reduction=3)
+    assert isinstance(al.selfattn.uniform_nonlocal()(8), al.UniformNonLocal2d)
