@@ -15,7 +15,7 @@ Three jobs:
    ``make test`` followed by ``make book`` runs each notebook once. The notebooks in
    ``notebooks/`` stay output-free.
 3. **Time is visible.** At the end of the run a table gives each notebook's wall time (setup,
-   i.e. kernel start, plus all cells), slowest first, against the 150 s budget per chapter.
+   i.e. kernel start, plus all cells), slowest first, against the 120 s budget per chapter.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 NBVAL_OUTPUT_WAIT_S = 120
-BUDGET_S = 150.0
+BUDGET_S = 120.0
 EXECUTED_DIR = ROOT / "_build" / "executed"
 # What an executed notebook's outputs depend on besides its own cells.
 KEY_SOURCES = ("attn_lesson/*.py", "results/**/*.json", "pyproject.toml")
