@@ -8,8 +8,11 @@ inserting one into a trained network changes nothing until it learns.
 
 - :class:`SelfAttention2d` (SAGAN, Zhang et al. 2019): ``Q = W_q x``, ``K = W_k x`` with
   ``C / reduction`` channels, ``V = W_v x`` with ``C``; ``A = softmax(Q^T K)`` over the keys (one
-  row per query, ``(B, N, N)``); ``y = gamma * (V A^T) + x``. DANet's position attention module
-  (PAM) is the same layer with ``reduction=8``; :func:`pam` builds it.
+  row per query, ``(B, N, N)``); ``y = gamma * (V A^T) + x``. Values with ``C`` channels and no
+  output projection are the form of DANet's official PAM and of popular SAGAN ports; the ICML
+  2019 SAGAN paper gives the values ``C / 8`` channels and projects back to ``C`` with a 1x1
+  convolution. DANet's position attention module (PAM) is this layer with ``reduction=8``;
+  :func:`pam` builds it.
 - :class:`NonLocal2d` (Wang et al. 2018): ``y_i = x_i + W_z(1/C(x) sum_j f(x_i, x_j) g(x_j))``
   with the four pairwise functions ``"gaussian"``, ``"embedded"`` (both softmax-normalised),
   ``"dot"`` and ``"concat"`` (both divided by the number of keys).
