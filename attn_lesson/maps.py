@@ -102,6 +102,8 @@ ANCHORS = ("stride", "centre")
 
 
 def _size(image_size) -> tuple[int, int]:
+    if not isinstance(image_size, int) and (not hasattr(image_size, "__len__") or len(image_size) != 2):
+        raise ValueError(f"image_size must be an int or a (height, width) pair, got {image_size!r}")
     if isinstance(image_size, int):
         image_size = (image_size, image_size)
     H, W = (int(v) for v in image_size)
@@ -226,6 +228,9 @@ def receptive_field(model: nn.Module, input_shape, stage: str) -> tuple[int, int
     """
     if len(tuple(input_shape)) != 3:
         raise ValueError(f"input_shape must be (C, H, W), got {tuple(input_shape)!r}")
+    if not callable(getattr(model, "features", None)):
+        raise ValueError(f"model must have a features(x) method returning named maps (as "
+                         f"ResNetBackbone has), got {type(model).__name__}")
     was_training = model.training
     model.eval()
     try:

@@ -33,11 +33,20 @@ def _positive_int(name: str, value, lo: int = 1) -> int:
     return value
 
 
+
+def _check_map(x, channels: int, name: str = "x") -> None:
+    """Raise ValueError unless ``x`` is a ``(B, channels, H, W)`` tensor."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != channels:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a tensor of shape (B, {channels}, H, W), got {shape}")
+
 class ResidualUnit(nn.Module):
     """Pre-activation residual unit with constant width: ``x + conv(relu(bn(conv(relu(bn(x))))))``."""
 
     def __init__(self, channels: int):
         super().__init__()
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be a positive int, got {channels!r}")
         self.body = nn.Sequential(
             nn.BatchNorm2d(channels), nn.ReLU(inplace=False),
             nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
@@ -45,11 +54,15 @@ class ResidualUnit(nn.Module):
             nn.Conv2d(channels, channels, 3, 1, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_map(x, self.body[2].in_channels)
         return x + self.body(x)
 
 
 def mask_activation(logits: torch.Tensor, activation: str, eps: float = 1e-5) -> torch.Tensor:
     """The paper's three mask activations applied to ``logits`` of shape ``(B, C, H, W)``."""
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 4:
+        raise ValueError(f"logits must be a (B, C, H, W) tensor, got "
+                         f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}")
     if activation == "mixed":
         return torch.sigmoid(logits)
     if activation == "channel":           # unit L2 norm over channels, at every position
@@ -126,6 +139,8 @@ class AttentionModule(nn.Module):
         for name, v in (("pre", pre), ("post", post)):
             _positive_int(name, v, 0)
         _positive_int("trunk", trunk)
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be a positive int, got {channels!r}")
         self.learning = learning
         self.pre = nn.Sequential(*[ResidualUnit(channels) for _ in range(pre)])
         self.trunk = nn.Sequential(*[ResidualUnit(channels) for _ in range(trunk)])
@@ -134,6 +149,7 @@ class AttentionModule(nn.Module):
         self.last_mask: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_map(x, self.trunk[0].body[2].in_channels)
         x = self.pre(x)
         t, m = self.trunk(x), self.mask(x)
         self.last_mask = m.detach()
@@ -156,6 +172,8 @@ class ResidualAttentionNet(nn.Module):
                  mask_depths: tuple[int, ...] = (2, 1), learning: str = "arl",
                  activation: str = "mixed", pre: int = 1, trunk: int = 2, post: int = 1):
         super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
         self.backbone = ResNetBackbone(in_channels, num_classes, widths=tuple(widths),
                                        depths=(1,) * len(widths))
         modules, mask_depths = tuple(modules), tuple(mask_depths)

@@ -30,6 +30,18 @@ from .selfattn import CAM_MODES, ChannelAttention2d, SelfAttention2d
 HEADS = ("none", "pam", "cam", "danet")
 
 
+def _check_map(x, channels: int, name: str = "x") -> None:
+    """Raise ValueError unless ``x`` is a ``(B, channels, H, W)`` tensor."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != channels:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a tensor of shape (B, {channels}, H, W), got {shape}")
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 class DualAttentionHead(nn.Module):
     r"""DANet's head: :math:`\mathbf{F} = g_p(\mathrm{PAM}(f_p(\mathbf{X}))) +
     g_c(\mathrm{CAM}(f_c(\mathbf{X})))`, with :math:`f, g` conv3x3-BN-ReLU.
@@ -47,12 +59,18 @@ class DualAttentionHead(nn.Module):
     def __init__(self, channels: int, inter: int, *, pam: bool = True, cam: bool = True,
                  pam_reduction: int = 8, cam_mode: str = "paper"):
         super().__init__()
+        _check_positive_int("channels", channels)
+        _check_positive_int("inter", inter)
+        _check_positive_int("pam_reduction", pam_reduction)
+        if pam and inter % pam_reduction:
+            raise ValueError(f"inter ({inter}) must be divisible by pam_reduction ({pam_reduction})")
         self.reduce_p, self.reduce_c = conv_bn_relu(channels, inter), conv_bn_relu(channels, inter)
         self.pam = SelfAttention2d(inter, pam_reduction) if pam else nn.Identity()
         self.cam = ChannelAttention2d(inter, cam_mode) if cam else nn.Identity()
         self.post_p, self.post_c = conv_bn_relu(inter, inter), conv_bn_relu(inter, inter)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_map(x, self.reduce_p[0].in_channels)
         return self.post_p(self.pam(self.reduce_p(x))) + self.post_c(self.cam(self.reduce_c(x)))
 
 
@@ -91,6 +109,7 @@ class DigitFCN(nn.Module):
         inter = self.encoder.widths[-1] if head_channels is None else head_channels
         if isinstance(inter, bool) or not isinstance(inter, int) or inter < 1:
             raise ValueError(f"head_channels must be a positive int or None, got {head_channels!r}")
+        _check_positive_int("pam_reduction", pam_reduction)
         if head in ("pam", "danet") and inter % pam_reduction:
             raise ValueError(f"head_channels ({inter}) must be divisible by pam_reduction ({pam_reduction})")
         self.head_name, self.num_classes = head, num_classes
@@ -117,6 +136,7 @@ class DigitFCN(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_map(x, self.encoder.stem[0].in_channels)
         h = self.head(self.encoder.features(x)[f"stage{len(self.encoder.stages)}"])
         logits = self.classifier(h)                                     # (B, K, h, w)
         b, k = logits.shape[:2]

@@ -42,7 +42,10 @@ def _values_and_seeds(arm, name):
     if isinstance(arm, (str, bytes)) or not hasattr(arm, "__iter__"):
         raise ValueError(f"{name} must be SeedRuns, a {{seed: value}} dict or a sequence of "
                          f"numbers, got {type(arm).__name__}")
-    values = [float(v) for v in arm]
+    try:
+        values = [float(v) for v in arm]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must hold one number per run, got {list(arm)[:5]!r}") from None
     return values, None, None
 
 
@@ -147,6 +150,12 @@ def compare(a, b, *, labels: tuple[str, str] | None = None, paired: bool | None 
         raise ValueError(f"power must be in [0.5, 1), got {power!r}")
     if margin is not None and not (margin > 0):
         raise ValueError(f"margin must be a positive number (same units as the values), got {margin!r}")
+    if not (isinstance(scale, (int, float)) and scale > 0):
+        raise ValueError(f"scale must be a positive number (100 prints points), got {scale!r}")
+    if labels is not None and (not isinstance(labels, (tuple, list)) or len(labels) != 2
+                               or not all(isinstance(x, str) for x in labels)):
+        raise ValueError(f"labels must be None or a pair of strings (label of a, label of b), "
+                         f"got {labels!r}")
     if paired not in (None, True, False):
         raise ValueError(f"paired must be None, True or False, got {paired!r}")
     va, sa, la = _values_and_seeds(a, "a")

@@ -24,6 +24,18 @@ from .models import ResNetBackbone
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
+
+def _check_map(x, channels: int, name: str = "x") -> None:
+    """Raise ValueError unless ``x`` is a ``(B, channels, H, W)`` tensor."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != channels:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a tensor of shape (B, {channels}, H, W), got {shape}")
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
 def _pixel_centres(n: int, align_corners: bool) -> torch.Tensor:
     """Normalised coordinates of ``n`` pixel centres along one axis."""
     if align_corners:                    # -1 and +1 are the centres of the first and last pixel
@@ -80,9 +92,10 @@ class SpatialTransformer(nn.Module):
     out_size : ``(H, W)`` of the output, or ``None`` for the input's size.
     hidden : channels of the localisation net's two conv layers and width of its hidden layer.
     norm : batch norm after each of the localisation net's convolutions (default). Without it,
-        on images in ``[0, 1]`` the default initialisation gives hidden features of about 0.02,
-        so ``theta`` barely depends on the input at first and the net tends to learn one fixed
-        transform for every image (the chapter measures this).
+        on images in ``[0, 1]`` the default initialisation gives small hidden features that vary
+        little across images, so once the last layer's weights leave zero ``theta`` barely
+        depends on the input at first (the chapter measures this at initialisation only; whether
+        a trained net without it learns one transform for every image is not tested).
     align_corners : passed to ``affine_grid`` and ``grid_sample`` (``False``: -1 and +1 are the
         outer edges of the border pixels).
 
@@ -95,12 +108,21 @@ class SpatialTransformer(nn.Module):
         super().__init__()
         if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+        if out_size is not None and not isinstance(out_size, (tuple, list)):
+            raise ValueError(f"out_size must be None or a (height, width) pair, got {out_size!r}")
         if out_size is not None:
             out_size = tuple(out_size)
             if len(out_size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
                                          for v in out_size):
                 raise ValueError(f"out_size must be None or a (height, width) pair of positive "
                                  f"ints, got {out_size!r}")
+        if not isinstance(hidden, (tuple, list)) or len(hidden) != 3:
+            raise ValueError(f"hidden must be three positive ints (conv1, conv2, fc), got {hidden!r}")
+        for v in hidden:
+            _check_positive_int("each of hidden", v)
+        if not isinstance(align_corners, bool) or not isinstance(norm, bool):
+            raise ValueError(f"align_corners and norm must be True or False, got {align_corners!r} "
+                             f"and {norm!r}")
         c1, c2, fc = hidden
         self.out_size, self.align_corners = out_size, align_corners
         def bn(c):
@@ -126,6 +148,7 @@ class SpatialTransformer(nn.Module):
         return self.regress(self.features(x)).view(-1, 2, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_map(x, self.features[0].in_channels)
         theta = self.theta(x)
         self.last_theta = theta.detach()
         size = (x.shape[0], x.shape[1], *(self.out_size or x.shape[-2:]))
@@ -151,6 +174,11 @@ class STNet(nn.Module):
         super().__init__()
         if not isinstance(learn_theta, bool):
             raise ValueError(f"learn_theta must be True or False, got {learn_theta!r}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+        if backbone is not None and not isinstance(backbone, dict):
+            raise ValueError(f"backbone must be None or a dict of ResNetBackbone arguments, "
+                             f"got {backbone!r}")
         self.st = SpatialTransformer(in_channels, out_size, norm=norm)
         self.st.requires_grad_(learn_theta)
         self.learn_theta = learn_theta

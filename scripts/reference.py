@@ -104,6 +104,8 @@ TRAINING_FILES = ("train.py", "runtime.py")
 TRAINING_DATA_CODE = ("BatchIterator", "random_shift", "_shift_batch", "_check_int")
 # package files whose *functions* (not module classes) a model file calls in its forward pass
 FUNCTION_DEPENDENCIES = {"segment.py": ("maps.py",)}     # DigitFCN upsamples with maps.upsample
+# the functions of a dependency file that the model files call (the hash covers their closure)
+DEPENDENCY_ROOTS = {"maps.py": {"upsample"}}
 
 
 def _model_files(model) -> list[str]:
@@ -180,7 +182,7 @@ def file_closure_source(text: str, roots: set[str] | None) -> str:
     (the model's classes, or everything when ``roots`` is None), and, repeatedly, every
     top-level definition that the kept code names. Unused classes and functions in the same
     file (a new module added later) do not enter it."""
-    tree = ast.parse(text)
+    tree = _Normalise().visit(ast.parse(text))     # checks out first: what they call is not kept
     defs, keep = {}, []
     for node in tree.body:
         names = _defined_names(node)
@@ -219,9 +221,9 @@ def training_source_hash(spec: dict) -> str:
     model = results.build_model(spec)
     classes = _model_classes(model)
     h = hashlib.sha256(repr(model).encode())
-    whole = set(TRAINING_FILES) | {d for deps in FUNCTION_DEPENDENCIES.values() for d in deps}
     for name in _model_files(model):
-        roots = None if name in whole else {c for f, c in classes if f == name}
+        roots = (None if name in TRAINING_FILES else DEPENDENCY_ROOTS[name] if name in DEPENDENCY_ROOTS
+                 else {c for f, c in classes if f == name})
         h.update(name.encode() + b"\0" + file_closure_source((pkg / name).read_text(), roots).encode())
     for fn in (results.fit_kwargs, results.train_arm, results._pretrained_source,
                al.train.load_backbone_weights,

@@ -46,9 +46,21 @@ def test_an_installed_package_finds_the_results_outside_the_repository(wheel):
     whl, committed, tmp = wheel
     env_dir = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--prefix", str(env_dir), str(whl)], check=True)
     py = env_dir / "bin" / "python"
+    # install the wheel as pip lays it out (package -> site-packages, data -> the prefix), by
+    # hand: running this environment's pip would uninstall the package under test from it
+    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with zipfile.ZipFile(whl) as z:
+        for name in z.namelist():
+            if ".data/data/" in name:
+                dest = env_dir / name.split(".data/data/", 1)[1]
+            elif name.startswith("attn_lesson/"):
+                dest = Path(site) / name
+            else:
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(z.read(name))
     code = ("import json, sys, attn_lesson as al\n"
             "out = {}\n"
             "for stem in json.loads(sys.argv[1]):\n"
