@@ -113,10 +113,13 @@ def eca_kernel_size(channels: int, gamma: float = 2, b: float = 1) -> int:
     r"""ECA's adaptive kernel size :math:`k = \psi(C) = \left|\frac{\log_2 C}{\gamma} +
     \frac{b}{\gamma}\right|_{odd}`.
 
-    As in the official code: ``t = int(abs((log2(C) + b) / gamma))``, then ``k = t`` if ``t`` is
-    odd, else ``t + 1``. With gamma=2, b=1: C = 16, 32, 64 -> 3; 128, 256, 512, 1024 -> 5;
-    2048 -> 7. Small C give k = 1 (C < 8), i.e. no interaction between channels; the official
-    layer does the same, while ``timm.layers.EcaModule`` raises such k to 3.
+    Rounded to an odd k as in ``timm.layers.EcaModule`` and many third-party ports:
+    ``t = int(abs((log2(C) + b) / gamma))``, then ``k = t`` if ``t`` is odd, else ``t + 1``.
+    With gamma=2, b=1: C = 16, 32, 64 -> 3; 128, 256, 512, 1024 -> 5; 2048 -> 7. Small C give
+    k = 1 (C < 8), i.e. no interaction between channels; timm raises such k to 3. The authors'
+    repository (BangguWu/ECANet) computes no psi(C): its ``eca_layer(channel, k_size=3)`` takes
+    k as an argument, its released ResNet-50 fixes k = 3, 5, 5, 7 per stage, and its
+    MobileNetV2 uses k = 1 up to 96 channels and 3 above.
     """
     _check_int("channels", channels, 1)
     if not gamma > 0:
