@@ -32,7 +32,8 @@ class LTPAttention(nn.Module):
     ``(B, C_g)`` -> descriptor :math:`\mathbf{g}_a` ``(B, C_g)`` and map ``(B, 1, H, W)``.
 
     When ``C_l != C_g`` the local features are first projected to ``C_g`` channels by a 1x1
-    convolution without bias (``project``), as the paper does when the dimensions differ; the
+    convolution without bias (``project``), as in a variant of the authors' code (their main VGG
+    code instead projects the global feature down to each level's width); the
     projected features :math:`\hat{\boldsymbol{\ell}}_i` then replace :math:`\boldsymbol{\ell}_i`
     in both the compatibility and the descriptor (``forward`` applies :math:`\mathbf{P}` to
     vectors rather than to every position, which gives the same numbers at a fraction of the
