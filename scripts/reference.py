@@ -225,10 +225,12 @@ def training_source_hash(spec: dict) -> str:
         roots = (None if name in TRAINING_FILES else DEPENDENCY_ROOTS[name] if name in DEPENDENCY_ROOTS
                  else {c for f, c in classes if f == name})
         h.update(name.encode() + b"\0" + file_closure_source((pkg / name).read_text(), roots).encode())
-    for fn in (results.fit_kwargs, results.train_arm, results._pretrained_source,
-               al.train.load_backbone_weights,
-               *(getattr(al.data, name) for name in TRAINING_DATA_CODE)):
-        h.update(normalised_source(inspect.getsource(fn)).encode())
+    fns = [(results, "fit_kwargs"), (results, "train_arm"), (results, "_pretrained_source"),
+           (al.train, "load_backbone_weights"), *((al.data, name) for name in TRAINING_DATA_CODE)]
+    for module, name in fns:       # an older package may lack one: that counts as a difference
+        fn = getattr(module, name, None)
+        h.update(normalised_source(inspect.getsource(fn)).encode() if fn is not None
+                 else f"absent: {name}".encode())
     return h.hexdigest()
 
 
@@ -308,7 +310,12 @@ def committed_runs(path: Path, cfg: dict, device_desc: str) -> tuple[dict, str |
     if not same:
         return {}, commit, "no arm of the committed file is declared unchanged"
     sub = {**cfg, "arms": same}
-    then, now = arm_hashes_at(commit, sub), arm_hashes(sub)
+    try:
+        then = arm_hashes_at(commit, sub)
+    except subprocess.CalledProcessError as err:
+        tail = (err.stderr or "").strip().splitlines()[-1:] or ["?"]
+        return {}, None, f"the package of {commit[:10]} cannot rebuild these arms ({tail[0]})"
+    now = arm_hashes(sub)
     if then["data"] != now["data"]:
         return {}, None, f"the data generator draws other images than at {commit[:10]}"
     found, changed = {}, []
