@@ -1,7 +1,7 @@
 """Device choice, run profiles, seeding and a one-line environment report.
 
 A *profile* fixes how big the experiments in a chapter are. ``cpu`` keeps every
-notebook within about 150 s on a 2-core laptop; ``gpu`` uses more data and epochs.
+notebook within about 120 s on the developers' 2-core machine (up to about 1.9x that on slower ones); ``gpu`` uses more data and epochs.
 The profile is ``gpu`` when CUDA is available and ``cpu`` otherwise; set the
 environment variable ``ATTN_LESSON_PROFILE`` to ``cpu`` or ``gpu`` to force one.
 """
