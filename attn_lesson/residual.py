@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .models import ResNetBackbone
+from .models import _check_map
 
 LEARNING = ("arl", "nal")
 ACTIVATIONS = ("mixed", "channel", "spatial")
@@ -32,13 +33,6 @@ def _positive_int(name: str, value, lo: int = 1) -> int:
         raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
     return value
 
-
-
-def _check_map(x, channels: int, name: str = "x") -> None:
-    """Raise ValueError unless ``x`` is a ``(B, channels, H, W)`` tensor."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != channels:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a tensor of shape (B, {channels}, H, W), got {shape}")
 
 class ResidualUnit(nn.Module):
     """Pre-activation residual unit with constant width: ``x + conv(relu(bn(conv(relu(bn(x))))))``."""

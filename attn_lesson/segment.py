@@ -25,21 +25,10 @@ import torch.nn as nn
 
 from .maps import upsample
 from .models import ResNetBackbone, conv_bn_relu
+from .models import _check_map, _check_positive_int
 from .selfattn import CAM_MODES, ChannelAttention2d, SelfAttention2d
 
 HEADS = ("none", "pam", "cam", "danet")
-
-
-def _check_map(x, channels: int, name: str = "x") -> None:
-    """Raise ValueError unless ``x`` is a ``(B, channels, H, W)`` tensor."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != channels:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a tensor of shape (B, {channels}, H, W), got {shape}")
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 class DualAttentionHead(nn.Module):

@@ -20,21 +20,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .models import ResNetBackbone
+from .models import _check_map, _check_positive_int
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
-
-
-def _check_map(x, channels: int, name: str = "x") -> None:
-    """Raise ValueError unless ``x`` is a ``(B, channels, H, W)`` tensor."""
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != channels:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a tensor of shape (B, {channels}, H, W), got {shape}")
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 def _pixel_centres(n: int, align_corners: bool) -> torch.Tensor:
     """Normalised coordinates of ``n`` pixel centres along one axis."""

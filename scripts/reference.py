@@ -136,10 +136,13 @@ def _model_classes(model) -> set[tuple[str, str]]:
 
 def _is_check(stmt) -> bool:
     """An argument check: ``if ...: raise ...`` (no else, every statement of the body a raise),
-    or a call statement of a function whose name starts with ``_check``. Neither can change a
-    run that does not raise, so the cache key ignores them (and docstrings)."""
+    or a call statement of a function whose name starts with ``_check`` (and an import of only
+    such functions). None can change a run that does not raise, so the cache key ignores them
+    (and docstrings)."""
     if isinstance(stmt, ast.If) and not stmt.orelse:
         return all(isinstance(b, ast.Raise) for b in stmt.body)
+    if isinstance(stmt, ast.ImportFrom):                 # importing only check functions
+        return all(a.name.startswith("_check") for a in stmt.names)
     if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
         fn = stmt.value.func
         name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else ""

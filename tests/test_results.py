@@ -270,6 +270,10 @@ def f(x, k):
     return y + 1
 '''
     assert reference.normalised_source(base) == reference.normalised_source(same)
+    assert reference.normalised_source("from .models import _check_map\n" + base) == \
+        reference.normalised_source(base)
+    assert reference.normalised_source("from .models import conv\n" + base) != \
+        reference.normalised_source(base)
     for other in [base.replace("y + 1", "y + 2"),
                   base.replace("    y = x * k", "    if k < 0:\n        k = 0\n    y = x * k"),
                   base.replace("    y = x * k", "    if k < 0:\n        raise ValueError()\n"
