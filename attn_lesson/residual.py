@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .models import ResNetBackbone
-from .models import _check_map
+from .models import _check_map, _check_positive_int
 
 LEARNING = ("arl", "nal")
 ACTIVATIONS = ("mixed", "channel", "spatial")
@@ -39,8 +39,7 @@ class ResidualUnit(nn.Module):
 
     def __init__(self, channels: int):
         super().__init__()
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        _check_positive_int("channels", channels)
         self.body = nn.Sequential(
             nn.BatchNorm2d(channels), nn.ReLU(inplace=False),
             nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
@@ -133,8 +132,7 @@ class AttentionModule(nn.Module):
         for name, v in (("pre", pre), ("post", post)):
             _positive_int(name, v, 0)
         _positive_int("trunk", trunk)
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        _check_positive_int("channels", channels)
         self.learning = learning
         self.pre = nn.Sequential(*[ResidualUnit(channels) for _ in range(pre)])
         self.trunk = nn.Sequential(*[ResidualUnit(channels) for _ in range(trunk)])

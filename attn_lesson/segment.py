@@ -149,8 +149,7 @@ class DilatedHeadFCN(DigitFCN):
 
     def __init__(self, *args, head_dilation: int = 2, **kwargs):
         super().__init__(*args, **kwargs)
-        if isinstance(head_dilation, bool) or not isinstance(head_dilation, int) or head_dilation < 1:
-            raise ValueError(f"head_dilation must be a positive int, got {head_dilation!r}")
+        _check_positive_int("head_dilation", head_dilation)
         if self.head_name != "none":
             raise ValueError(f"DilatedHeadFCN is a control without attention: head must be 'none', "
                              f"got {self.head_name!r}")

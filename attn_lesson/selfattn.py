@@ -178,7 +178,7 @@ class UniformNonLocal2d(NonLocal2d):
     query-dependence); ``W_z``, batch norm and the residual are those of :class:`NonLocal2d`.
 
     It answers "does the block help because it *attends*, or only because it mixes the whole
-    map?". ``theta`` and ``phi`` are not created (nothing would use them). ``last_attention``
+    map?". ``theta`` and ``phi`` are removed after the parent builds them (nothing uses them). ``last_attention``
     holds the constant matrix, ``(B, N, N_keys)``.
     """
 
