@@ -15,7 +15,7 @@ settings, the arm's description, the seed, the torch version and device type, a 
 generated train and test tensors (so a data generator that gains an option but draws the same
 images keeps the cache), and the source that training reads (``train.py``, ``runtime.py``, the
 batch iterator and augmentation of ``data.py``, the training-settings parser and
-``results.train_arm`` (with its pretraining step), the printed
+``arms.train_arm`` (with its pretraining step), the printed
 architecture of the arm's model, and every package file that defines one of its module
 classes). Two chapters that share an arm, e.g. the baseline, train it once, and editing an
 unrelated file (a plotting helper, a new family) keeps the cache. Provenance (commit and
@@ -56,6 +56,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, os.environ.get("ATTN_LESSON_PACKAGE_ROOT", str(ROOT)))
 import attn_lesson as al  # noqa: E402
 from attn_lesson import results  # noqa: E402
+
+try:                                   # the arm factory (it lived in results.py until chapter 15)
+    from attn_lesson import arms as factory  # noqa: E402
+except ImportError:                    # an old commit's package, imported to hash its arms
+    factory = results
 
 CACHE = ROOT / "_build" / "reference_cache"
 CELL_RE = re.compile(r"```\{code-cell\}[^\n]*\n(REFERENCE = \{.*?)\n```", re.S)
@@ -211,7 +216,7 @@ def file_closure_source(text: str, roots: set[str] | None) -> str:
 def training_files(spec: dict) -> list[str]:
     """The package files one arm's training run reads: the fixed TRAINING_FILES plus every file
     that defines a module class of the arm's model."""
-    return _model_files(results.build_model(spec))
+    return _model_files(factory.build_model(spec))
 
 
 def training_source_hash(spec: dict) -> str:
@@ -221,14 +226,14 @@ def training_source_hash(spec: dict) -> str:
     and the normalised source of the training-settings parser, ``train_arm``, the pretraining
     step and the batch code of ``data.py``."""
     pkg = Path(al.__file__).resolve().parent
-    model = results.build_model(spec)
+    model = factory.build_model(spec)
     classes = _model_classes(model)
     h = hashlib.sha256(repr(model).encode())
     for name in _model_files(model):
         roots = (None if name in TRAINING_FILES else DEPENDENCY_ROOTS[name] if name in DEPENDENCY_ROOTS
                  else {c for f, c in classes if f == name})
         h.update(name.encode() + b"\0" + file_closure_source((pkg / name).read_text(), roots).encode())
-    fns = [(results, "fit_kwargs"), (results, "train_arm"), (results, "_pretrained_source"),
+    fns = [(factory, "fit_kwargs"), (factory, "train_arm"), (factory, "_pretrained_source"),
            (al.train, "load_backbone_weights"), *((al.data, name) for name in TRAINING_DATA_CODE)]
     for module, name in fns:       # an older package may lack one: that counts as a difference
         fn = getattr(module, name, None)
@@ -264,7 +269,7 @@ def device_description(device: torch.device) -> str:
 def arm_hashes(cfg: dict) -> dict:
     """``{"arms": {arm: training_source_hash}, "data": data_hash}`` with the package this process
     imported (see ``ATTN_LESSON_PACKAGE_ROOT``)."""
-    train, test = results.make_data(cfg["data"])
+    train, test = factory.make_data(cfg["data"])
     return {"arms": {name: training_source_hash(spec) for name, spec in cfg["arms"].items()},
             "data": data_hash(train, test)}
 
@@ -346,7 +351,7 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
     if len(seeds) < results.MIN_REFERENCE_SEEDS:
         raise SystemExit(f"{md.name}: a reference needs at least {results.MIN_REFERENCE_SEEDS} seeds")
     for name, spec in arms.items():
-        al.results.build_model(spec)            # fail early on a bad arm
+        factory.build_model(spec)            # fail early on a bad arm
     if only:
         unknown = [a for a in only if a not in arms]
         if unknown:
@@ -358,7 +363,7 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
     if dry_run:
         return None
     device = al.get_device()
-    train, test = al.results.make_data(cfg["data"])
+    train, test = factory.make_data(cfg["data"])
     src, data_sha = _source_hash(), data_hash(train, test)
     commit = _git("rev-parse", "HEAD")              # the state the runs start from
     dirty = bool(_git("status", "--porcelain", "--", "attn_lesson", "scripts", f"notebooks/{chapter}.md"))
@@ -382,8 +387,8 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
                 h = results.history_from_record(reusable[(name, seed)], name)
                 reused.append(f"{name} / seed {seed}")
             else:
-                h = al.results.train_arm(spec, train, test, seed=seed, label=name, device=device,
-                                         **al.results.arm_fit_kwargs(cfg["train"], spec))
+                h = factory.train_arm(spec, train, test, seed=seed, label=name, device=device,
+                                         **factory.arm_fit_kwargs(cfg["train"], spec))
                 path.write_text(json.dumps(results._history_record(h)))
             print(f"  {name} seed {seed}: {h.final_test_acc:.4f} ({h.wall_time:.0f} s)", flush=True)
             hs.append(h)

@@ -96,46 +96,46 @@ def test_missing_file_says_how_to_produce_it(monkeypatch, tmp_path):
 
 def test_build_model_matches_the_package_factories():
     torch.manual_seed(0)
-    m = results.build_model({"attention": {"name": "se", "reduction": 4}})
+    m = al.arms.build_model({"attention": {"name": "se", "reduction": 4}})
     assert isinstance(m, al.ResNetBackbone) and len(m.attention_modules()) == 3
-    assert isinstance(results.build_model({}), al.ResNetBackbone)
-    bam = results.build_model({"stage_attention": {"name": "bam", "reduction": 4}})
+    assert isinstance(al.arms.build_model({}), al.ResNetBackbone)
+    bam = al.arms.build_model({"stage_attention": {"name": "bam", "reduction": 4}})
     assert sum(isinstance(t, al.BAM) for t in bam.transitions) == 2
-    assert isinstance(results.build_model({"model": "ltpa"}), al.LTPANet)
+    assert isinstance(al.arms.build_model({"model": "ltpa"}), al.LTPANet)
     with pytest.raises(ValueError, match="must be None or"):
-        results.build_model({"attention": {"name": "magic"}})
+        al.arms.build_model({"attention": {"name": "magic"}})
     with pytest.raises(ValueError, match="unknown keys in a resnet arm"):
-        results.build_model({"attenton": None})
-    ran = results.build_model({"model": "ran", "modules": [2, 1], "learning": "nal"})
+        al.arms.build_model({"attenton": None})
+    ran = al.arms.build_model({"model": "ran", "modules": [2, 1], "learning": "nal"})
     assert isinstance(ran, al.ResidualAttentionNet) and len(ran.attention_modules()) == 3
-    assert isinstance(results.build_model({"model": "stn"}), al.STNet)
+    assert isinstance(al.arms.build_model({"model": "stn"}), al.STNet)
     with pytest.raises(ValueError, match="model must be 'resnet', 'ltpa', 'ran', 'stn' or 'fcn'"):
-        results.build_model({"model": "vit"})
+        al.arms.build_model({"model": "vit"})
 
 
 def test_build_model_fcn_arms():
-    fcn = results.build_model({"model": "fcn", "head": "danet", "widths": [16, 32], "depths": [1, 1],
+    fcn = al.arms.build_model({"model": "fcn", "head": "danet", "widths": [16, 32], "depths": [1, 1],
                                "stem_stride": 2, "cam_mode": "official"})
     assert isinstance(fcn, al.DigitFCN) and fcn.encoder.widths == (16, 32)
     assert fcn.pam is not None and fcn.cam.mode == "official"
-    assert results.build_model({"model": "fcn"}).attention_modules() == []
+    assert al.arms.build_model({"model": "fcn"}).attention_modules() == []
     with pytest.raises(ValueError, match="head must be one of"):
-        results.build_model({"model": "fcn", "head": "both"})
+        al.arms.build_model({"model": "fcn", "head": "both"})
     with pytest.raises(ValueError, match="pretrain is only for resnet arms"):
-        results.build_model({"model": "fcn", "pretrain": {"digit": 0, "epochs": 1}})
+        al.arms.build_model({"model": "fcn", "pretrain": {"digit": 0, "epochs": 1}})
     files = reference.training_files({"model": "fcn", "head": "danet"})
     assert {"segment.py", "selfattn.py", "models.py", "train.py"} <= set(files)
 
 
 def test_fit_kwargs():
-    kw = results.fit_kwargs({"epochs": 2, "lr": 0.01, "augment": "shift:2"})
+    kw = al.arms.fit_kwargs({"epochs": 2, "lr": 0.01, "augment": "shift:2"})
     assert kw["epochs"] == 2 and callable(kw["augment"])
-    assert "augment" not in results.fit_kwargs({"epochs": 1, "augment": None})
+    assert "augment" not in al.arms.fit_kwargs({"epochs": 1, "augment": None})
     with pytest.raises(ValueError, match="shift:<pixels>"):
-        results.fit_kwargs({"augment": "flip"})
+        al.arms.fit_kwargs({"augment": "flip"})
     with pytest.raises(ValueError, match="unknown training keys"):
-        results.fit_kwargs({"epoch": 1})
-    seg = results.fit_kwargs({"epochs": 1, "metric": "miou", "num_classes": 11,
+        al.arms.fit_kwargs({"epoch": 1})
+    seg = al.arms.fit_kwargs({"epochs": 1, "metric": "miou", "num_classes": 11,
                               "iou_classes": [1, 2, 3]})
     assert seg == {"epochs": 1, "metric": "miou", "num_classes": 11, "iou_classes": [1, 2, 3]}
 
@@ -186,7 +186,7 @@ def test_run_cache_key_follows_what_training_reads():
 
 
 def test_train_arm_segmentation_equals_seed_build_fit():
-    from attn_lesson.results import build_model, fit_kwargs, make_data, train_arm
+    from attn_lesson.arms import build_model, fit_kwargs, make_data, train_arm
     tr, te = make_data({"n_train": 16, "n_test": 8, "task": "segmentation"})
     spec = {"model": "fcn", "head": "pam", "widths": [8, 16], "depths": [1, 1], "stem_stride": 2}
     kw = dict(fit_kwargs({"epochs": 1, "batch_size": 8, "metric": "miou", "num_classes": 11,
@@ -310,19 +310,19 @@ class B:
 
 def test_an_arm_may_set_its_own_lr_and_weight_decay():
     spec = {"attention": {"name": "se", "reduction": 4}, "train": {"lr": 0.001}}
-    kw = results.arm_fit_kwargs({"epochs": 2, "lr": 0.005, "batch_size": 64}, spec)
+    kw = al.arms.arm_fit_kwargs({"epochs": 2, "lr": 0.005, "batch_size": 64}, spec)
     assert kw == {"epochs": 2, "lr": 0.001, "batch_size": 64}
     plain = {k: v for k, v in spec.items() if k != "train"}
-    assert repr(results.build_model(spec)) == repr(results.build_model(plain))
+    assert repr(al.arms.build_model(spec)) == repr(al.arms.build_model(plain))
     cfg = {"data": {"n_train": 10}, "train": {"epochs": 1}}
     assert reference.run_key(cfg, spec, 0, "cpu", "d") != reference.run_key(cfg, plain, 0, "cpu", "d")
     for bad in [{"epochs": 3}, {"lr": 0.1, "batch_size": 8}, "fast"]:
         with pytest.raises(ValueError, match="may only set"):
-            results.build_model({"train": bad})
+            al.arms.build_model({"train": bad})
 
 
 def test_make_data_tasks():
-    from attn_lesson.results import make_data
+    from attn_lesson.arms import make_data
     tr, te = make_data({"n_train": 6, "n_test": 4, "seed": 2, "clutter": 1})
     ref = al.cluttered_digits(6, "train", seed=2, clutter=1)
     assert torch.equal(tr.images, ref.images) and len(te) == 4 and te.split == "test"
@@ -339,7 +339,7 @@ def test_make_data_tasks():
 
 
 def test_train_arm_plain_equals_seed_build_fit():
-    from attn_lesson.results import build_model, make_data, train_arm
+    from attn_lesson.arms import build_model, make_data, train_arm
     tr, te = make_data({"n_train": 64, "n_test": 32})
     kw = dict(epochs=1, batch_size=32, lr=0.005, progress=False)
     h = train_arm({"attention": {"name": "se", "reduction": 4}}, tr, te, seed=3, **kw)
@@ -349,7 +349,7 @@ def test_train_arm_plain_equals_seed_build_fit():
 
 
 def test_train_arm_pretrains_the_backbone_on_a_digit():
-    from attn_lesson.results import build_model, make_data, train_arm
+    from attn_lesson.arms import build_model, make_data, train_arm
     tr, te = make_data({"n_train": 64, "n_test": 32, "task": "relational"})
     spec = {"stage_attention": {"name": "sagan"}, "backbone": {"num_classes": 2, "stage_attention_at": [2]},
             "pretrain": {"digit": 0, "epochs": 1}}
@@ -367,7 +367,7 @@ def test_train_arm_pretrains_the_backbone_on_a_digit():
 
 
 def test_arms_of_one_seed_share_the_pretrained_backbone(monkeypatch):
-    from attn_lesson import results as R
+    from attn_lesson import arms as R
     tr, te = R.make_data({"n_train": 64, "n_test": 32, "task": "relational"})
     kw = dict(epochs=1, batch_size=32, lr=0.005, progress=False)
     pre = {"digit": 0, "epochs": 1}

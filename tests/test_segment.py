@@ -112,4 +112,4 @@ def test_dilated_head_fcn_widens_the_receptive_field_without_attention():
             al.DilatedHeadFCN(head_dilation=bad)
     with pytest.raises(ValueError, match="head must be 'none'"):
         al.DilatedHeadFCN(head="pam")
-    assert isinstance(al.results.build_model({"model": "fcn", "head_dilation": 2}), al.DilatedHeadFCN)
+    assert isinstance(al.arms.build_model({"model": "fcn", "head_dilation": 2}), al.DilatedHeadFCN)
