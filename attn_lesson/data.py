@@ -183,12 +183,15 @@ def _check_common(n, split, canvas, scale) -> tuple[int, tuple[int, int], tuple[
     return n, hw, (lo, hi)
 
 
-def _draw_digits(glyphs, rand, lo, hi, x_start, x_width, hw, rotation=None):
-    """Render one digit per row inside the columns ``[x_start, x_start + x_width)``, at a random
-    scale in ``[lo, hi]``, height and horizontal position (and angle, if ``rotation`` is a
-    ``(low, high)`` range in degrees). Returns the digit layer ``(n, H, W)``, the tight boxes of
-    its ink ``(n, 4)`` and the true transforms ``(n, 2, 3)`` (see :class:`DigitSet`)."""
+def _draw_digits(glyphs, rand, lo, hi, x_start, x_width, hw, rotation=None, y_start=0.0,
+                 y_height=None):
+    """Render one digit per row inside the columns ``[x_start, x_start + x_width)`` and the rows
+    ``[y_start, y_start + y_height)`` (default: all rows), at a random scale in ``[lo, hi]``,
+    height and horizontal position (and angle, if ``rotation`` is a ``(low, high)`` range in
+    degrees). Returns the digit layer ``(n, H, W)``, the tight boxes of its ink ``(n, 4)`` and the
+    true transforms ``(n, 2, 3)`` (see :class:`DigitSet`)."""
     h, w = hw
+    y_height = h if y_height is None else y_height
     n = glyphs.shape[0]
     s = lo + (hi - lo) * rand(n)
     side = GLYPH * s
@@ -197,11 +200,11 @@ def _draw_digits(glyphs, rand, lo, hi, x_start, x_width, hw, rotation=None):
         phi = torch.deg2rad(rot_lo + (rot_hi - rot_lo) * rand(n))
         ext = side * (phi.cos().abs() + phi.sin().abs())   # the rotated square's extent
         x0 = x_start + (x_width - ext) * rand(n) + (ext - side) / 2
-        y0 = (h - ext) * rand(n) + (ext - side) / 2
+        y0 = y_start + (y_height - ext) * rand(n) + (ext - side) / 2
     else:
         phi = torch.zeros(n)
         x0 = x_start + (x_width - side) * rand(n)
-        y0 = (h - side) * rand(n)
+        y0 = y_start + (y_height - side) * rand(n)
     zeros = torch.zeros(n)
     layer = _render(glyphs, zeros, zeros, torch.full((n,), float(GLYPH)), x0, y0, s,
                     (h, w), angle=phi if rotation is not None else None)
@@ -345,12 +348,16 @@ def cluttered_digits(n: int = 6000, split: str = "train", *, canvas=40,
 
 def relational_digits(n: int = 6000, split: str = "train", *, canvas=(32, 96),
                       scale: tuple[float, float] = (1.0, 1.5), gap: int = 48, clutter: int = 4,
-                      fragment: int = 4, p_same: float = 0.5, seed: int = 0) -> DigitSet:
+                      fragment: int = 4, p_same: float = 0.5, seed: int = 0,
+                      row_gap: int | None = None) -> DigitSet:
     """Two digits far apart; the label says whether they are the same digit (1) or not (0).
 
     The left digit lies entirely in the columns ``[0, (W - gap) / 2)``, the right one in
     ``[(W + gap) / 2, W)``, so at least ``gap`` pixels separate them: a network whose units see
-    fewer than ``gap + 2`` columns never sees ink of both in one receptive field. With
+    fewer than ``gap + 2`` columns never sees ink of both in one receptive field. Both digits
+    may sit at any height (``row_gap=None``), so they often share rows; with an int
+    ``row_gap`` the left digit lies in the rows ``[0, (H - row_gap) / 2)`` and the right one in
+    ``[(H + row_gap) / 2, H)`` (opposite corners: no row and no column holds ink of both). With
     probability ``p_same`` the right digit is another handwritten sample of the left digit's
     class (a different glyph whenever the pool has one), otherwise a sample of a different
     class drawn uniformly. Clutter fragments are scattered over the whole canvas.
@@ -369,6 +376,13 @@ def relational_digits(n: int = 6000, split: str = "train", *, canvas=(32, 96),
         raise ValueError(f"p_same must be a probability in [0, 1], got {p_same!r}")
     region = (w - gap) / 2
     side_max = GLYPH * hi
+    if row_gap is not None:
+        row_gap = _check_int("row_gap", row_gap, 0)
+        rows = (h - row_gap) / 2
+        if side_max > rows:
+            raise ValueError(f"row_gap={row_gap} leaves {rows:g} rows for each digit on a canvas "
+                             f"{h} high, too few for digits of up to {side_max:g} pixels; use a "
+                             f"height >= {math.ceil(2 * side_max + row_gap)} or a smaller row_gap")
     if side_max > h or side_max > region:
         raise ValueError(
             f"canvas {h}x{w} with gap {gap} leaves {region:g} columns on each side, too few for "
@@ -403,16 +417,19 @@ def relational_digits(n: int = 6000, split: str = "train", *, canvas=(32, 96),
     img = torch.zeros(n, 1, h, w)
     seg = torch.zeros(n, h, w, dtype=torch.int64)
     boxes, transforms = torch.zeros(n, 2, 4), torch.zeros(n, 2, 2, 3)
+    rows = {} if row_gap is None else {"y_height": (h - row_gap) / 2}
     for k, (pick, x_start) in enumerate(((left, 0.0), (right, (w + gap) / 2))):
+        y_start = {} if row_gap is None or k == 0 else {"y_start": (h + row_gap) / 2}
         layer, boxes[:, k], transforms[:, k] = _draw_digits(images_all[pick], rand, lo, hi, x_start,
-                                                            region, (h, w))
+                                                            region, (h, w), **rows, **y_start)
         ink = layer > BOX_THRESHOLD
         seg[ink] = (1 + labels_all[pick]).view(n, 1, 1).expand(n, h, w)[ink]
         img = torch.maximum(img, layer.unsqueeze(1))
     masks = seg > 0
     img = _add_clutter(img, g, pool, clutter, fragment, lo, hi)
     params = dict(canvas=(h, w), scale=(lo, hi), gap=gap, clutter=clutter, fragment=fragment,
-                  p_same=float(p_same), seed=seed, task="same digit")
+                  p_same=float(p_same), seed=seed, task="same digit",
+                  **({} if row_gap is None else {"row_gap": row_gap}))
     digits = torch.stack([labels_all[left], labels_all[right]], 1)
     return DigitSet(img.contiguous(), same.long(), boxes, masks, split, params, transforms,
                     digits, seg)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import attn_lesson.data as data_mod
+import attn_lesson as al
 from attn_lesson import DigitSet, cluttered_digits, glyph_pools
 from attn_lesson.data import BOX_THRESHOLD, GLYPH
 
@@ -361,3 +362,18 @@ def test_cluttered_digits_segmentation_labels_the_digits_ink_only():
     assert torch.equal(left.flatten(1).amax(1), 1 + two.labels[:, 0])
     assert torch.equal(right.flatten(1).amax(1), 1 + two.labels[:, 1])
     assert two.subset(slice(0, 3)).segmentation.shape == (3, 40, 80)
+
+
+def test_relational_row_gap_puts_the_digits_in_opposite_corners():
+    plain = al.relational_digits(64, "test", seed=3)
+    again = al.relational_digits(64, "test", seed=3, row_gap=None)
+    assert torch.equal(plain.images, again.images)              # the default layout is unchanged
+    d = al.relational_digits(200, "train", canvas=(64, 96), gap=48, row_gap=24, seed=1)
+    top, bottom = d.boxes[:, 0], d.boxes[:, 1]                  # boxes are (x0, y0, x1, y1)
+    assert (top[:, 3] <= (64 - 24) / 2 + 1).all() and (bottom[:, 1] >= (64 + 24) / 2 - 1).all()
+    assert (top[:, 2] <= (96 - 48) / 2 + 1).all() and (bottom[:, 0] >= (96 + 48) / 2 - 1).all()
+    assert d.params["row_gap"] == 24 and "row_gap" not in plain.params
+    with pytest.raises(ValueError, match="row_gap"):
+        al.relational_digits(4, "train", row_gap=24)                # 32 rows: no room for two
+    with pytest.raises(ValueError, match="row_gap"):
+        al.relational_digits(4, "train", canvas=(64, 96), row_gap=-1)
