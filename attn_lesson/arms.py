@@ -15,7 +15,10 @@ import json
 import torch
 
 ATTENTION_FACTORIES = ("se", "eca", "sk", "cbam", "bam", "spatial_gate", "channel_gate",
-                       "sagan", "pam", "nonlocal_block", "cam", "uniform_nonlocal")
+                       "sagan", "pam", "nonlocal_block", "cam", "uniform_nonlocal", "criss_cross",
+                       "global_context")
+SELFATTN_FACTORIES = ("sagan", "pam", "nonlocal_block", "cam", "uniform_nonlocal", "criss_cross",
+                      "global_context")
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "augment", "metric", "num_classes",
               "iou_classes")
 
@@ -30,7 +33,7 @@ def _factory(desc, where: str):
 
     kwargs = {k: v for k, v in desc.items() if k != "name"}
     module = (channel if desc["name"] in ("se", "eca", "sk")
-              else selfattn if desc["name"] in ("sagan", "pam", "nonlocal_block", "cam", "uniform_nonlocal")
+              else selfattn if desc["name"] in SELFATTN_FACTORIES
               else spatial)
     return getattr(module, desc["name"])(**kwargs)
 

@@ -133,7 +133,7 @@ def test_bad_arguments():
 
 
 def test_reference_arms_can_name_the_self_attention_factories():
-    from attn_lesson.results import build_model
+    from attn_lesson.arms import build_model
     net = build_model({"stage_attention": {"name": "nonlocal_block", "pairwise": "concat"}})
     assert [type(m).__name__ for m in net.attention_modules()] == ["NonLocal2d", "NonLocal2d"]
     net = build_model({"stage_attention": {"name": "cam", "mode": "official"}})
