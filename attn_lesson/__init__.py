@@ -8,17 +8,20 @@ CBAM, BAM), ``maps`` (Grad-CAM, localisation scores), ``ltpa`` (Learn to Pay Att
 ``residual`` (Residual Attention Network), ``stn`` (Spatial Transformer), ``selfattn``
 (SAGAN layer, non-local block, DANet's PAM and CAM), ``segment`` (a small FCN with DANet's
 dual-attention head, for per-pixel classes), ``stats``
-(``compare``: the one routine behind every "A vs B"), ``results`` (reference result files).
+(``compare``: the one routine behind every "A vs B"), ``results`` (reference result files),
+``vit`` (Vision Transformer: patch embedding, multi-head self-attention, encoder blocks; the
+rollout of its attention is in ``maps``).
 """
-from . import residual, results, segment, selfattn, stn, viz
+from . import residual, results, segment, selfattn, stn, vit, viz
 from .channel import ECAModule, SEModule, SKAttention, SKConv, eca, eca_kernel_size, se, sk
 from .ltpa import LTPANet, LTPAttention
 from .residual import AttentionModule, ResidualAttentionNet, SoftMaskBranch
 from .stn import SpatialTransformer, STNet
 from .selfattn import ChannelAttention2d, NonLocal2d, SelfAttention2d, UniformNonLocal2d
 from .segment import DigitFCN, DilatedHeadFCN, DualAttentionHead
-from .maps import (GradCAM, box_area_fraction, box_energy, localisation_scores, pointing_game,
-                   receptive_field)
+from .maps import (GradCAM, attention_rollout, box_area_fraction, box_energy, cls_rollout_map,
+                   localisation_scores, pointing_game, receptive_field)
+from .vit import EncoderBlock, MultiHeadSelfAttention, PatchEmbed, ViT, conv_stem, mhsa_flops
 from .spatial import (BAM, CBAM, ChannelGate, SpatialGate, bam, cbam, channel_gate,
                       spatial_gate)
 from .cost import CostTable, count_flops, count_params, cost_table, measure_latency
@@ -39,6 +42,8 @@ __all__ = [
     "BAM", "CBAM", "ChannelGate", "GradCAM", "LTPANet", "LTPAttention", "SpatialGate", "bam",
     "box_area_fraction", "box_energy", "cbam", "channel_gate", "localisation_scores",
     "pointing_game", "receptive_field", "spatial_gate",
+    "EncoderBlock", "MultiHeadSelfAttention", "PatchEmbed", "ViT", "attention_rollout",
+    "cls_rollout_map", "conv_stem", "mhsa_flops", "vit",
     "Comparison", "compare", "results",
     "BatchIterator", "BasicBlock", "CostTable", "DataUnavailableError", "DigitSet", "ECAModule",
     "History", "Profile", "ResNetBackbone", "SEModule", "SKAttention", "SKConv", "SeedRuns",

@@ -6,6 +6,9 @@
   points at the object: the share of the map's mass inside the ground-truth box
   (:func:`box_energy`), the same share for a uniform map (:func:`box_area_fraction`, the chance
   level), and the pointing game (:func:`pointing_game`: is the map's maximum inside the box?).
+* :func:`attention_rollout` (Abnar & Zuidema, 2020) multiplies a transformer's per-layer
+  attention (plus the residual identity) into one token-to-token map; :func:`cls_rollout_map`
+  gives the class token's row over the patches as ``(B, gh, gw)`` maps, to be scored like the rest.
 
 Maps may have any resolution ``(h, w)``; :func:`upsample` brings them bilinearly to the image
 size ``(H, W)`` before scoring, so that a 5x5 stage-3 map and a 40x40 Grad-CAM map are compared
@@ -247,3 +250,78 @@ def receptive_field(model: nn.Module, input_shape, stage: str) -> tuple[int, int
     hit = x.grad[0].abs().sum(0) > 0
     rows, cols = hit.any(1).nonzero().flatten(), hit.any(0).nonzero().flatten()
     return int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+
+
+# ----------------------------------------------------------------------------------------
+# Attention rollout (Abnar & Zuidema 2020)
+# ----------------------------------------------------------------------------------------
+HEAD_FUSIONS = ("mean", "max", "min")
+
+
+def attention_rollout(attentions, head_fusion: str = "mean", add_residual: bool = True) -> torch.Tensor:
+    r"""Joint attention of a transformer's output tokens on its input tokens, ``(B, T, T)``.
+
+    ``attentions``: the per-layer weights, first layer first, each ``(B, h, T, T)`` (rows over
+    keys), as :meth:`attn_lesson.vit.ViT.attention_maps` returns them. Per layer, the heads are
+    fused (``"mean"``: the ViT authors' choice; ``"max"``/``"min"``: heuristics of popular ports)
+    to :math:`A_l`, the residual connection is added and every row renormalised,
+    :math:`A'_l = \mathrm{rownorm}(A_l + I)` (:math:`= \tfrac12 A_l + \tfrac12 I` when the rows of
+    :math:`A_l` sum to 1), and the layers are multiplied with the later layer on the left:
+    :math:`J = A'_L \cdots A'_2 A'_1`, as in the authors' code. ``add_residual=False`` gives
+    :math:`A'_l = \mathrm{rownorm}(A_l)` (a no-op for ``"mean"``). Every row of ``J`` sums to 1.
+    (Normalising with a row sum that is not kept as a column, as one popular port does, divides
+    column ``j`` by row ``j``'s sum instead; the rows then no longer sum to 1 after max fusion.)
+    """
+    if head_fusion not in HEAD_FUSIONS:
+        raise ValueError(f"head_fusion must be one of {HEAD_FUSIONS}, got {head_fusion!r}")
+    if not isinstance(add_residual, bool):
+        raise ValueError(f"add_residual must be True or False, got {add_residual!r}")
+    if isinstance(attentions, torch.Tensor):
+        attentions = list(attentions) if attentions.dim() == 5 else [attentions]
+    if not isinstance(attentions, (list, tuple)) or not attentions:
+        raise ValueError("attentions must be a non-empty list of (B, h, T, T) tensors, one per layer, "
+                         f"got {type(attentions).__name__}")
+    shape = getattr(attentions[0], "shape", None)
+    for i, a in enumerate(attentions):
+        if (not isinstance(a, torch.Tensor) or a.dim() != 4 or a.shape[-1] != a.shape[-2]
+                or a.shape != shape):
+            got = tuple(a.shape) if isinstance(a, torch.Tensor) else type(a).__name__
+            raise ValueError(f"attentions[{i}] must be a (B, h, T, T) tensor shaped like layer 0 "
+                             f"{tuple(shape) if shape is not None else ''}, got {got}")
+        if (a < 0).any():
+            raise ValueError(f"attentions[{i}] must be non-negative (softmax weights)")
+    joint = None
+    for a in attentions:
+        a = a.detach().float()
+        a = {"mean": a.mean(1), "max": a.amax(1), "min": a.amin(1)}[head_fusion]   # (B, T, T)
+        if add_residual:
+            a = a + torch.eye(a.shape[-1], device=a.device)
+        a = a / a.sum(-1, keepdim=True).clamp_min(1e-12)
+        joint = a if joint is None else a @ joint
+    return joint
+
+
+def cls_rollout_map(model_or_attentions, grid=None, *, head_fusion: str = "mean",
+                    add_residual: bool = True) -> torch.Tensor:
+    """The class token's row of :func:`attention_rollout` over the patch tokens, as ``(B, gh, gw)``
+    maps: how much the class token's output draws on each patch.
+
+    Pass a :class:`attn_lesson.vit.ViT` after a forward pass with the explicit backend (its
+    ``attention_maps()`` and ``grid`` are used), or a list of ``(B, h, T, T)`` weights and the
+    token ``grid = (gh, gw)`` with ``T = gh * gw + 1`` (class token first). Score the maps with
+    :func:`localisation_scores` using the model's ``anchor`` (``"centre"`` for a patch stem, whose
+    cells are ``p x p`` blocks; ``"stride"`` for the convolutional stem).
+    """
+    if hasattr(model_or_attentions, "attention_maps"):
+        attentions = model_or_attentions.attention_maps()
+        grid = model_or_attentions.grid if grid is None else grid
+    else:
+        attentions = model_or_attentions
+    if (not isinstance(grid, (tuple, list)) or len(grid) != 2
+            or any(isinstance(g, bool) or not isinstance(g, int) or g < 1 for g in grid)):
+        raise ValueError(f"grid must be the token grid (gh, gw) as two positive ints, got {grid!r}")
+    joint = attention_rollout(attentions, head_fusion, add_residual)
+    if joint.shape[-1] != grid[0] * grid[1] + 1:
+        raise ValueError(f"grid {tuple(grid)} gives {grid[0] * grid[1]} patches + 1 class token, but "
+                         f"the attentions have T = {joint.shape[-1]} tokens")
+    return joint[:, 0, 1:].reshape(-1, grid[0], grid[1])
