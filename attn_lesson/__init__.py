@@ -9,10 +9,11 @@ CBAM, BAM), ``maps`` (Grad-CAM, localisation scores), ``ltpa`` (Learn to Pay Att
 (SAGAN layer, non-local block, DANet's PAM and CAM), ``segment`` (a small FCN with DANet's
 dual-attention head, for per-pixel classes), ``stats``
 (``compare``: the one routine behind every "A vs B"), ``results`` (reference result files),
+``arms`` (build and train one arm of a chapter's reference runs),
 ``vit`` (Vision Transformer: patch embedding, multi-head self-attention, encoder blocks; the
 rollout of its attention is in ``maps``).
 """
-from . import residual, results, segment, selfattn, stn, vit, viz
+from . import arms, residual, results, segment, selfattn, stn, vit, viz
 from .channel import ECAModule, SEModule, SKAttention, SKConv, eca, eca_kernel_size, se, sk
 from .ltpa import LTPANet, LTPAttention
 from .residual import AttentionModule, ResidualAttentionNet, SoftMaskBranch
@@ -44,7 +45,7 @@ __all__ = [
     "pointing_game", "receptive_field", "spatial_gate",
     "EncoderBlock", "MultiHeadSelfAttention", "PatchEmbed", "ViT", "attention_rollout",
     "cls_rollout_map", "conv_stem", "mhsa_flops", "vit",
-    "Comparison", "compare", "results",
+    "Comparison", "compare", "results", "arms",
     "BatchIterator", "BasicBlock", "CostTable", "DataUnavailableError", "DigitSet", "ECAModule",
     "History", "Profile", "ResNetBackbone", "SEModule", "SKAttention", "SKConv", "SeedRuns",
     "cluttered_digits", "conv_bn_relu", "cost_table", "count_flops", "count_params", "eca",

@@ -64,8 +64,8 @@ CASES = {
     "upsample image_size": (lambda: maps.upsample(torch.rand(2, 4, 4), (8, 8, 8)), "image_size"),
     "receptive_field stage": (lambda: al.receptive_field(al.ResNetBackbone(), (1, 40, 40), "x"), "stage"),
     "receptive_field model": (lambda: al.receptive_field(torch.nn.Conv2d(1, 1, 3), (1, 8, 8), "x"), "features"),
-    "make_data task": (lambda: al.results.make_data({"n_train": 2, "n_test": 2, "task": "x"}), "task"),
-    "arm train block": (lambda: al.results.build_model({"train": {"epochs": 2}}), "may only set"),
+    "make_data task": (lambda: al.arms.make_data({"n_train": 2, "n_test": 2, "task": "x"}), "task"),
+    "arm train block": (lambda: al.arms.build_model({"train": {"epochs": 2}}), "may only set"),
     # Vision Transformer and attention rollout
     "PatchEmbed patch": (lambda: al.PatchEmbed(1, 8, 0), "patch"),
     "PatchEmbed indivisible": (lambda: al.PatchEmbed(1, 8, 8)(torch.rand(1, 1, 30, 40)),
