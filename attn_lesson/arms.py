@@ -3,10 +3,15 @@ description.
 
 A chapter's ``REFERENCE`` (see :mod:`attn_lesson.results`) names its data, its training settings,
 its seeds and its arms; each arm is a plain dict (JSON-able, so it can be stored and compared).
-This file turns those dicts into objects: :func:`make_data` the two datasets, :func:`build_model`
-a fresh model, :func:`fit_kwargs` / :func:`arm_fit_kwargs` the arguments of
-:func:`~attn_lesson.train.fit`, and :func:`train_arm` one seeded run, exactly as
-``make reference`` (``scripts/reference.py``) runs it.
+This file turns those dicts into objects: :func:`make_data` the two datasets, :func:`arm_data`
+the part of the training set one arm trains on, :func:`build_model` a fresh model,
+:func:`fit_kwargs` / :func:`arm_fit_kwargs` the arguments of :func:`~attn_lesson.train.fit`, and
+:func:`train_arm` one seeded run, exactly as ``make reference`` (``scripts/reference.py``) runs it.
+
+Two arm keys serve a data-scaling curve (chapter 16): ``"n_train": n`` trains the arm on the
+first ``n`` images of the reference's training set (the subsets of different sizes are nested),
+and the arm's ``"train"`` block may set its own ``epochs`` (so that every size sees a comparable
+number of images), besides ``lr`` and ``weight_decay``.
 """
 from __future__ import annotations
 
@@ -45,8 +50,11 @@ def build_model(spec: dict):
     "stage_attention": None, "backbone": {...ResNetBackbone kwargs}}`` (every key optional), or
     ``{"model": "ltpa" | "ran" | "stn", ...keyword arguments of LTPANet, ResidualAttentionNet
     or STNet}``, or ``{"model": "fcn", ...keyword arguments of DigitFCN}`` (segmentation, e.g.
-    ``{"model": "fcn", "head": "danet"}``). A resnet arm's ``pretrain`` block is used by
-    :func:`train_arm`, not here.
+    ``{"model": "fcn", "head": "danet"}``), or ``{"model": "vit", ...keyword arguments of
+    attn_lesson.vit.ViT}`` (e.g. ``{"model": "vit", "patch": 8, "dim": 64, "stem": "conv"}``).
+    A resnet arm's ``pretrain`` block is used by :func:`train_arm`, not here; an arm's ``train``
+    block (:func:`arm_train_overrides`) and ``n_train`` (:func:`arm_data`) are checked here and
+    do not change the model.
     """
     if not isinstance(spec, dict):
         raise ValueError(f"an arm must be described by a dict, got {type(spec).__name__}")
@@ -54,6 +62,11 @@ def build_model(spec: dict):
     if "train" in spec:
         arm_train_overrides(spec)                  # checks the arm's own training settings
         spec = {k: v for k, v in spec.items() if k != "train"}
+    if "n_train" in spec:
+        _check_arm_n_train(spec["n_train"])        # the arm's training-set size (arm_data)
+        spec = {k: v for k, v in spec.items() if k != "n_train"}
+    if kind == "vit":
+        return _build_vit(spec)
     if kind == "fcn":
         from .segment import DigitFCN, DilatedHeadFCN
 
@@ -70,7 +83,7 @@ def build_model(spec: dict):
         cls = {"ltpa": LTPANet, "ran": ResidualAttentionNet, "stn": STNet}[kind]
         return cls(**{k: v for k, v in spec.items() if k != "model"})
     if kind != "resnet":
-        raise ValueError(f"model must be 'resnet', 'ltpa', 'ran', 'stn' or 'fcn', got {kind!r}")
+        raise ValueError(f"model must be 'resnet', 'ltpa', 'ran', 'stn', 'fcn' or 'vit', got {kind!r}")
     unknown = set(spec) - {"model", "attention", "position", "stage_attention", "backbone", "pretrain"}
     if unknown:
         raise ValueError(f"unknown keys in a resnet arm: {sorted(unknown)}; allowed: model, "
@@ -87,17 +100,76 @@ def build_model(spec: dict):
                           **backbone)
 
 
-ARM_TRAIN_KEYS = ("lr", "weight_decay")
+def _build_vit(spec: dict):
+    """A :class:`attn_lesson.vit.ViT` from a vit arm (``image_size`` may be a JSON list)."""
+    import inspect
+
+    from .vit import ViT
+
+    kwargs = {k: v for k, v in spec.items() if k != "model"}
+    if "pretrain" in kwargs:
+        raise ValueError("pretrain is only for resnet arms, not for a vit arm")
+    allowed = [p for p in inspect.signature(ViT).parameters if p != "self"]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown keys in a vit arm: {unknown}; allowed: model, n_train, train, "
+                         + ", ".join(allowed))
+    if isinstance(kwargs.get("image_size"), list):
+        kwargs["image_size"] = tuple(kwargs["image_size"])
+    return ViT(**kwargs)
+
+
+ARM_TRAIN_KEYS = ("lr", "weight_decay", "epochs")
 
 
 def arm_train_overrides(spec: dict) -> dict:
     """The training settings an arm overrides for itself (``"train": {"lr": 0.001}``; only
-    ``lr`` and ``weight_decay`` may differ between the arms of one comparison). They apply to
-    the arm's whole run, its pretraining included."""
+    ``lr``, ``weight_decay`` and ``epochs`` may differ between the arms of one comparison).
+    They apply to the arm's whole run, its pretraining included (whose length is the pretrain
+    block's own ``epochs``)."""
     over = spec.get("train") or {}
     if not isinstance(over, dict) or set(over) - set(ARM_TRAIN_KEYS):
         raise ValueError(f"an arm's train block may only set {ARM_TRAIN_KEYS}, got {over!r}")
+    epochs = over.get("epochs", 1)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"an arm's train block must give epochs as a positive int, got {epochs!r}")
     return dict(over)
+
+
+def _check_arm_n_train(n) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"an arm's n_train must be a positive int (the number of training images "
+                         f"it trains on), got {n!r}")
+
+
+def arm_data(spec: dict, train):
+    """The training set of one arm: ``train`` itself, or, when the arm carries ``"n_train": n``,
+    its first ``n`` examples (a :class:`~attn_lesson.data.DigitSet` subset, or the first ``n``
+    rows of both tensors of an ``(images, targets)`` pair).
+
+    The subsets are nested: an arm with ``n_train = 750`` trains on the first 750 of the images
+    that an arm with ``n_train = 1500`` trains on, all drawn by the REFERENCE's ``data`` block
+    (whose ``n_train`` must be at least the largest arm's). The test set is the same for every
+    arm. An arm with a ``pretrain`` block pretrains on its subset too."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"an arm must be described by a dict, got {type(spec).__name__}")
+    n = spec.get("n_train")
+    if n is None:
+        return train
+    _check_arm_n_train(n)
+    if hasattr(train, "subset"):
+        size = len(train)
+    elif isinstance(train, (tuple, list)) and len(train) == 2:
+        size = len(train[0])
+    else:
+        raise ValueError("train must be a DigitSet or an (images, targets) pair, got "
+                         f"{type(train).__name__}")
+    if n > size:
+        raise ValueError(f"the arm's n_train ({n}) exceeds the reference's training set ({size} "
+                         "images); raise the data block's n_train to at least the largest arm's")
+    if hasattr(train, "subset"):
+        return train.subset(slice(0, n))
+    return tuple(t[:n] for t in train)
 
 
 def arm_fit_kwargs(train: dict, spec: dict) -> dict:

@@ -15,7 +15,8 @@ settings, the arm's description, the seed, the torch version and device type, a 
 generated train and test tensors (so a data generator that gains an option but draws the same
 images keeps the cache), and the source that training reads (``train.py``, ``runtime.py``, the
 batch iterator and augmentation of ``data.py``, the training-settings parser and
-``arms.train_arm`` (with its pretraining step), the printed
+``arms.train_arm`` (with its pretraining step; for an arm with its own ``n_train``, also
+``arms.arm_data``, which cuts its training subset), the printed
 architecture of the arm's model, and every package file that defines one of its module
 classes). Two chapters that share an arm, e.g. the baseline, train it once, and editing an
 unrelated file (a plotting helper, a new family) keeps the cache. Provenance (commit and
@@ -224,7 +225,7 @@ def training_source_hash(spec: dict) -> str:
     the printed model, the normalised closure (:func:`file_closure_source`) of each package file
     that defines one of its classes (whole files for TRAINING_FILES and function dependencies),
     and the normalised source of the training-settings parser, ``train_arm``, the pretraining
-    step and the batch code of ``data.py``."""
+    step and the batch code of ``data.py`` (and of ``arm_data`` for an arm with ``n_train``)."""
     pkg = Path(al.__file__).resolve().parent
     model = factory.build_model(spec)
     classes = _model_classes(model)
@@ -235,6 +236,8 @@ def training_source_hash(spec: dict) -> str:
         h.update(name.encode() + b"\0" + file_closure_source((pkg / name).read_text(), roots).encode())
     fns = [(factory, "fit_kwargs"), (factory, "train_arm"), (factory, "_pretrained_source"),
            (al.train, "load_backbone_weights"), *((al.data, name) for name in TRAINING_DATA_CODE)]
+    if "n_train" in spec:          # only such arms read arm_data, so other arms' hashes stay as they were
+        fns.append((factory, "arm_data"))
     for module, name in fns:       # an older package may lack one: that counts as a difference
         fn = getattr(module, name, None)
         h.update(normalised_source(inspect.getsource(fn)).encode() if fn is not None
@@ -364,6 +367,8 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
         return None
     device = al.get_device()
     train, test = factory.make_data(cfg["data"])
+    for name, spec in arms.items():
+        factory.arm_data(spec, train)        # fail early on an arm's n_train beyond the data
     src, data_sha = _source_hash(), data_hash(train, test)
     commit = _git("rev-parse", "HEAD")              # the state the runs start from
     dirty = bool(_git("status", "--porcelain", "--", "attn_lesson", "scripts", f"notebooks/{chapter}.md"))
@@ -387,8 +392,9 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
                 h = results.history_from_record(reusable[(name, seed)], name)
                 reused.append(f"{name} / seed {seed}")
             else:
-                h = factory.train_arm(spec, train, test, seed=seed, label=name, device=device,
-                                         **factory.arm_fit_kwargs(cfg["train"], spec))
+                h = factory.train_arm(spec, factory.arm_data(spec, train), test, seed=seed,
+                                      label=name, device=device,
+                                      **factory.arm_fit_kwargs(cfg["train"], spec))
                 path.write_text(json.dumps(results._history_record(h)))
             print(f"  {name} seed {seed}: {h.final_test_acc:.4f} ({h.wall_time:.0f} s)", flush=True)
             hs.append(h)

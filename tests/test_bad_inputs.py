@@ -65,7 +65,12 @@ CASES = {
     "receptive_field stage": (lambda: al.receptive_field(al.ResNetBackbone(), (1, 40, 40), "x"), "stage"),
     "receptive_field model": (lambda: al.receptive_field(torch.nn.Conv2d(1, 1, 3), (1, 8, 8), "x"), "features"),
     "make_data task": (lambda: al.arms.make_data({"n_train": 2, "n_test": 2, "task": "x"}), "task"),
-    "arm train block": (lambda: al.arms.build_model({"train": {"epochs": 2}}), "may only set"),
+    "arm train block": (lambda: al.arms.build_model({"train": {"batch_size": 2}}), "may only set"),
+    "arm train epochs": (lambda: al.arms.build_model({"train": {"epochs": 0}}), "epochs as a positive int"),
+    "arm n_train": (lambda: al.arms.build_model({"n_train": 0}), "n_train must be a positive int"),
+    "arm_data n_train too large": (lambda: al.arms.arm_data({"n_train": 9}, al.cluttered_digits(4)),
+                                   r"n_train \(9\) exceeds the reference's training set \(4 images\)"),
+    "vit arm key": (lambda: al.arms.build_model({"model": "vit", "patches": 8}), r"unknown keys in a vit arm: \['patches'\]"),
     # Vision Transformer and attention rollout
     "PatchEmbed patch": (lambda: al.PatchEmbed(1, 8, 0), "patch"),
     "PatchEmbed indivisible": (lambda: al.PatchEmbed(1, 8, 8)(torch.rand(1, 1, 30, 40)),

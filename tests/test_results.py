@@ -109,8 +109,8 @@ def test_build_model_matches_the_package_factories():
     ran = al.arms.build_model({"model": "ran", "modules": [2, 1], "learning": "nal"})
     assert isinstance(ran, al.ResidualAttentionNet) and len(ran.attention_modules()) == 3
     assert isinstance(al.arms.build_model({"model": "stn"}), al.STNet)
-    with pytest.raises(ValueError, match="model must be 'resnet', 'ltpa', 'ran', 'stn' or 'fcn'"):
-        al.arms.build_model({"model": "vit"})
+    with pytest.raises(ValueError, match="model must be 'resnet', 'ltpa', 'ran', 'stn', 'fcn' or 'vit'"):
+        al.arms.build_model({"model": "swin"})
 
 
 def test_build_model_fcn_arms():
@@ -316,7 +316,7 @@ def test_an_arm_may_set_its_own_lr_and_weight_decay():
     assert repr(al.arms.build_model(spec)) == repr(al.arms.build_model(plain))
     cfg = {"data": {"n_train": 10}, "train": {"epochs": 1}}
     assert reference.run_key(cfg, spec, 0, "cpu", "d") != reference.run_key(cfg, plain, 0, "cpu", "d")
-    for bad in [{"epochs": 3}, {"lr": 0.1, "batch_size": 8}, "fast"]:
+    for bad in [{"batch_size": 8}, {"lr": 0.1, "augment": None}, "fast"]:
         with pytest.raises(ValueError, match="may only set"):
             al.arms.build_model({"train": bad})
 
