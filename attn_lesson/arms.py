@@ -19,11 +19,11 @@ import json
 
 import torch
 
-ATTENTION_FACTORIES = ("se", "eca", "sk", "cbam", "bam", "spatial_gate", "channel_gate",
-                       "sagan", "pam", "nonlocal_block", "cam", "uniform_nonlocal", "criss_cross",
-                       "global_context")
+CHANNEL_FACTORIES = ("se", "eca", "sk")
+SPATIAL_FACTORIES = ("cbam", "bam", "spatial_gate", "channel_gate")
 SELFATTN_FACTORIES = ("sagan", "pam", "nonlocal_block", "cam", "uniform_nonlocal", "criss_cross",
                       "global_context")
+ATTENTION_FACTORIES = CHANNEL_FACTORIES + SPATIAL_FACTORIES + SELFATTN_FACTORIES
 TRAIN_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "augment", "metric", "num_classes",
               "iou_classes")
 
@@ -37,7 +37,7 @@ def _factory(desc, where: str):
     from . import channel, selfattn, spatial
 
     kwargs = {k: v for k, v in desc.items() if k != "name"}
-    module = (channel if desc["name"] in ("se", "eca", "sk")
+    module = (channel if desc["name"] in CHANNEL_FACTORIES
               else selfattn if desc["name"] in SELFATTN_FACTORIES
               else spatial)
     return getattr(module, desc["name"])(**kwargs)
