@@ -85,6 +85,29 @@ class Reference:
 
         return compare(self[a], self[b], **kwargs)
 
+    def models(self, arm: str) -> dict[int, dict]:
+        """The trained weights of ``arm``, ``{seed: state_dict}``, for a reference that kept them
+        (its configuration lists the arm under ``"keep_models"``; the runner writes them beside
+        the file as ``<chapter>.models.pt``). The models file's sha256 must equal the one in the
+        provenance, so the weights are those of the runs in this file. Load them into a model
+        built from the arm's description (:func:`attn_lesson.arms.build_model`)."""
+        import torch
+
+        kept = self.config.get("keep_models", [])
+        if arm not in kept:
+            raise ValueError(f"arm must be one whose models the reference kept ({kept}), got {arm!r}")
+        info = self.provenance.get("models") or {}
+        path = (self.path.parent if self.path else Path(".")) / str(info.get("file", ""))
+        if not info or not path.is_file():
+            raise FileNotFoundError(f"the reference {self.chapter} lists kept models but their file "
+                                    f"{path} is missing; rerun `make reference CH={self.chapter[:2]}`")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != info.get("sha256"):
+            raise ValueError(f"{path.name}: sha256 {digest[:12]}... differs from the provenance's "
+                             f"{str(info.get('sha256'))[:12]}...; the weights are not this file's runs")
+        kept_weights = torch.load(path, map_location="cpu", weights_only=True)
+        return {int(seed): sd for seed, sd in kept_weights[arm].items()}
+
     def table(self) -> str:
         width = max(len(n) for n in self.arms)
         lines = [f"reference, {self.chapter} ({self.provenance.get('device', '?')}, "
@@ -131,6 +154,12 @@ def validate(data: dict, *, source: str = "reference file") -> None:
             seeds.append(rec["seed"])
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"{source}: arm {name!r} repeats a seed: {seeds}")
+    kept = data["config"].get("keep_models", [])
+    if not isinstance(kept, list) or any(k not in arms for k in kept):
+        raise ValueError(f"{source}: config's keep_models must list arms of the file, got {kept!r}")
+    if kept and not isinstance(data["provenance"].get("models"), dict):
+        raise ValueError(f"{source}: config keeps the models of {kept} but the provenance names no "
+                         f"models file")
     if data["sha256"] != _checksum(data["config"], arms):
         raise ValueError(f"{source}: checksum mismatch; the file was changed after it was written. "
                          f"Regenerate it with `make reference CH={str(data['chapter'])[:2]}`")

@@ -263,6 +263,28 @@ def run_key(cfg: dict, spec: dict, seed: int, device_type: str, data_sha: str) -
          "device": device_type}, sort_keys=True).encode()).hexdigest()[:24]
 
 
+class _keeping_model:
+    """Within the block, every model that :func:`attn_lesson.train.fit` trains is appended to the
+    list the block receives (the last one is the arm's model; an arm with a pretraining step
+    trains its source first). ``train_arm`` imports ``fit`` when it is called, so the wrapper
+    reaches it without a change to ``train_arm`` or ``fit``, whose source is part of every
+    run's cache key."""
+
+    def __enter__(self):
+        self.models, self.fit = [], al.train.fit
+
+        def fit_and_keep(model, *args, **kwargs):
+            self.models.append(model)
+            return self.fit(model, *args, **kwargs)
+
+        al.train.fit = fit_and_keep
+        return self.models
+
+    def __exit__(self, *exc):
+        al.train.fit = self.fit
+        return False
+
+
 def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
@@ -360,6 +382,9 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
         if unknown:
             raise SystemExit(f"--only names arms that {md.name} does not declare: {unknown}; "
                              f"arms: {list(arms)}")
+    keep = cfg.get("keep_models", [])
+    if not isinstance(keep, list) or any(k not in arms for k in keep):
+        raise SystemExit(f"{md.name}: keep_models must be a list of the REFERENCE's arms, got {keep!r}")
     n_runs = len(seeds) * len(arms)
     print(f"{chapter}: {len(arms)} arms x {len(seeds)} seeds = {n_runs} runs")
     print(json.dumps(cfg, indent=1))
@@ -384,17 +409,22 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
         hs = []
         for seed in seeds:
             path = CACHE / f"{run_key(cfg, spec, seed, device.type, data_sha)}.json"
-            if path.exists():
+            weights = path.with_suffix(".pt")               # the trained model, for a kept arm
+            if path.exists() and (name not in keep or weights.exists()):
                 rec = json.loads(path.read_text())
                 h = results.history_from_record(rec, name)
                 cached += 1
-            elif (name, seed) in reusable:
+            elif (name, seed) in reusable and name not in keep:
                 h = results.history_from_record(reusable[(name, seed)], name)
                 reused.append(f"{name} / seed {seed}")
             else:
-                h = factory.train_arm(spec, factory.arm_data(spec, train), test, seed=seed,
-                                      label=name, device=device,
-                                      **factory.arm_fit_kwargs(cfg["train"], spec))
+                with _keeping_model() as trained:
+                    h = factory.train_arm(spec, factory.arm_data(spec, train), test, seed=seed,
+                                          label=name, device=device,
+                                          **factory.arm_fit_kwargs(cfg["train"], spec))
+                if name in keep:
+                    torch.save({k: v.detach().cpu() for k, v in trained[-1].state_dict().items()},
+                               weights)
                 path.write_text(json.dumps(results._history_record(h)))
             print(f"  {name} seed {seed}: {h.final_test_acc:.4f} ({h.wall_time:.0f} s)", flush=True)
             hs.append(h)
@@ -404,6 +434,15 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
         print(f"trained or found the runs of {only} ({cached} from cache) in {wall:.0f} s; they are "
               f"cached in {CACHE}. Run without --only to write the file.")
         return None
+    models = None
+    if keep:                     # every kept arm's weights, {arm: {seed: state_dict}}, beside the file
+        models_path = out_dir / f"{chapter}.models.pt"
+        models_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({name: {seed: torch.load(CACHE / f"{run_key(cfg, arms[name], seed, device.type, data_sha)}.pt",
+                                            map_location="cpu", weights_only=True) for seed in seeds}
+                    for name in keep}, models_path)
+        models = {"file": models_path.name, "arms": keep,
+                  "sha256": hashlib.sha256(models_path.read_bytes()).hexdigest()}
     provenance = {
         "commit": commit,
         "uncommitted_changes": dirty,
@@ -417,6 +456,7 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
         "runs_from_cache": cached,
         "reused_from_committed": {"commit": old_commit, "runs": reused} if reused else None,
         "package_source_sha256": src,
+        "models": models,
     }
     path = results.save(out_dir / f"{chapter}.json", chapter, cfg, done, provenance)
     print(results.Reference(chapter, cfg, done, provenance, path).table())

@@ -440,3 +440,52 @@ def test_run_cache_key_of_an_fcn_arm_covers_the_upsampling_it_calls():
     files = reference.training_files({"model": "fcn", "head": "pam"})
     assert {"segment.py", "selfattn.py", "maps.py", "train.py"} <= set(files)
     assert "maps.py" not in reference.training_files({})
+
+
+def test_a_reference_keeps_the_trained_models_it_lists(tmp_path, monkeypatch):
+    md = tmp_path / "99_tiny.md"
+    md.write_text("""# tiny
+
+```{code-cell}
+REFERENCE = {
+    "data": {"n_train": 64, "n_test": 32, "seed": 0},
+    "train": {"epochs": 1, "batch_size": 32, "lr": 0.005},
+    "seeds": [0, 1, 2, 3, 4],
+    "keep_models": ["B"],
+    "arms": {"A": {}, "B": {"attention": {"name": "se", "reduction": 4}}},
+}
+```
+""")
+    monkeypatch.setattr(reference, "chapter_source", lambda ch: md)
+    monkeypatch.setattr(reference, "CACHE", tmp_path / "cache")
+    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path / "out"))
+    fit_before = al.train.fit
+    path = reference.run("99", out_dir=tmp_path / "out")
+    assert al.train.fit is fit_before                         # the runner's wrapper is removed
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 5  # only the kept arm's models
+    ref = results.load("99_tiny")
+    assert ref.provenance["models"]["file"] == "99_tiny.models.pt"
+    weights = ref.models("B")
+    assert sorted(weights) == [0, 1, 2, 3, 4]
+    # the kept weights are the trained model's: rebuilt and loaded, it scores the recorded accuracy
+    cfg = reference.read_reference_config(md)
+    _, test = al.arms.make_data(cfg["data"])
+    model = al.arms.build_model(cfg["arms"]["B"])
+    model.load_state_dict(weights[3])
+    assert al.evaluate(model, test)["acc"] == pytest.approx(ref["B"].histories[3].final_test_acc, abs=1e-6)
+    with pytest.raises(ValueError, match="must be one whose models the reference kept"):
+        ref.models("A")
+    # a second run reads every run, the models too, from the cache
+    again = json.loads(reference.run("99", out_dir=tmp_path / "out").read_text())
+    assert again["provenance"]["runs_from_cache"] == 10
+    # weights that are not the runs' are refused
+    (tmp_path / "out" / "99_tiny.models.pt").write_bytes(b"not the weights")
+    with pytest.raises(ValueError, match="differs from the provenance"):
+        results.load("99_tiny").models("B")
+    bad = json.loads(path.read_text())
+    bad["config"]["keep_models"] = ["C"]
+    with pytest.raises(ValueError, match="keep_models must list arms"):
+        results.validate(bad)
+    md.write_text(md.read_text().replace('["B"]', '["C"]'))
+    with pytest.raises(SystemExit, match="keep_models must be a list"):
+        reference.run("99", out_dir=tmp_path / "out")
