@@ -26,9 +26,11 @@ test: setup
 	$(BIN)/python -m pytest
 
 # a chapter's converged reference comparison -> results/NN_slug.json (slow on a CPU)
+#   make reference CH=03 NPROC=2 THREADS=1   spreads the runs over 2 processes (torchrun) with
+#   1 torch thread each; NPROC and THREADS are optional and checked by scripts/reference.py
 reference: setup
-	@test -n "$(CH)" || { echo "usage: make reference CH=03"; exit 2; }
-	$(BIN)/python scripts/reference.py $(CH)
+	@test -n "$(CH)" || { echo "usage: make reference CH=03 [NPROC=2] [THREADS=1]"; exit 2; }
+	$(BIN)/python scripts/reference.py $(CH) $(if $(NPROC),--nproc=$(NPROC)) $(if $(THREADS),--threads=$(THREADS))
 
 bench: setup
 	$(BIN)/python scripts/benchmark_fit.py

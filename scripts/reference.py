@@ -3,6 +3,18 @@
     make reference CH=03            # = python scripts/reference.py 03
     python scripts/reference.py 03 --dry-run   # print the configuration and the run count
     python scripts/reference.py 13 --only "dot product"   # fill the run cache for one arm
+    make reference CH=03 NPROC=2 THREADS=1   # = python scripts/reference.py 03 --nproc=2 --threads=1
+    torchrun --nnodes=2 --nproc-per-node=4 --rdzv-backend=c10d --rdzv-endpoint=HOST:29400
+             --rdzv-id=ref03 scripts/reference.py 03   # one command, run on each of two machines
+
+Spread over processes (``--nproc K``, which relaunches the command under ``torchrun``, or any
+``torchrun`` launch), rank ``r`` of ``W`` trains the (arm, seed) pairs whose index in the
+arm-major list is ``r`` modulo ``W`` into its run cache (each file written whole, through a
+rename); rank 0 then gathers every rank's runs over a gloo process group, writes those its own
+cache lacks (runs trained on another machine), and assembles the results file exactly as one
+process does. With GPUs each process uses GPU ``LOCAL_RANK``. The threads per process
+(``--threads``) and the number of processes are recorded in the provenance: a run's numbers
+depend on its threads (float rounding), not on which process trained it.
 
 The configuration is read from the chapter itself: the code cell of ``notebooks/NN_*.md`` that
 starts with ``REFERENCE = {`` holds a plain literal (no names, no calls), so the notebook is the
@@ -37,6 +49,7 @@ import argparse
 import ast
 import hashlib
 import inspect
+import io
 import json
 import os
 import platform
@@ -46,7 +59,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import torch
@@ -364,8 +377,83 @@ def committed_runs(path: Path, cfg: dict, device_desc: str) -> tuple[dict, str |
     return found, commit, why
 
 
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` through a temporary file in the same folder and a rename, so that a reader
+    (another process sharing the cache) sees the whole file or none."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _state_bytes(state: dict) -> bytes:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+class _Workers:
+    """The processes that share one reference command. Under ``torchrun`` (``RANK`` and
+    ``WORLD_SIZE`` in the environment) each process joins a gloo process group, used only to
+    gather the runs on rank 0, and on a machine with GPUs uses GPU ``LOCAL_RANK``. Without
+    torchrun: one process, rank 0 of 1."""
+
+    def __init__(self):
+        self.world = int(os.environ.get("WORLD_SIZE", "1")) if "RANK" in os.environ else 1
+        self.rank = int(os.environ["RANK"]) if self.world > 1 else 0
+        self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", self.world)) if self.world > 1 else 1
+        self.distributed = self.world > 1
+        self.prefix = f"[rank {self.rank}] " if self.distributed else ""
+
+    def __enter__(self):
+        if self.distributed:
+            import torch.distributed as dist
+            # a rank that finishes its share early waits for the others at the gather: allow a day
+            dist.init_process_group("gloo", timeout=timedelta(hours=24))
+        return self
+
+    def __exit__(self, *exc):
+        if self.distributed:
+            import torch.distributed as dist
+            if dist.is_initialized():
+                dist.destroy_process_group()
+        return False
+
+    def device(self) -> torch.device:
+        device = al.get_device()
+        if self.distributed and device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+            torch.cuda.set_device(device)
+        return device
+
+    def share(self, pairs: list) -> list:
+        """This process's (arm, seed) pairs: those whose index modulo the world size is its rank."""
+        return [p for i, p in enumerate(pairs) if i % self.world == self.rank]
+
+    def gather(self, payload: list) -> list | None:
+        """Every rank's payload, in rank order, on rank 0 (None elsewhere); waits for all ranks."""
+        if not self.distributed:
+            return [payload]
+        import torch.distributed as dist
+        out = [None] * self.world if self.rank == 0 else None
+        dist.gather_object(payload, out, dst=0)
+        return out
+
+
 def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
-        only: list[str] | None = None) -> Path | None:
+        only: list[str] | None = None, threads: int | None = None) -> Path | None:
+    """Train (or find) every (arm, seed) run of chapter ``ch`` and write its results file.
+
+    Under ``torchrun`` with ``W`` processes, rank ``r`` takes the pairs whose index in the
+    arm-major list is ``r`` modulo ``W`` and writes them to the run cache; rank 0 gathers every
+    rank's runs (and writes those its own cache lacks, e.g. from another machine), then assembles
+    the file as one process does. ``threads`` sets torch's threads per process (recorded)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
     md = chapter_source(ch)
     chapter = md.stem
     cfg = read_reference_config(md)
@@ -385,12 +473,21 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
     keep = cfg.get("keep_models", [])
     if not isinstance(keep, list) or any(k not in arms for k in keep):
         raise SystemExit(f"{md.name}: keep_models must be a list of the REFERENCE's arms, got {keep!r}")
+    workers = _Workers()
     n_runs = len(seeds) * len(arms)
-    print(f"{chapter}: {len(arms)} arms x {len(seeds)} seeds = {n_runs} runs")
-    print(json.dumps(cfg, indent=1))
+    if workers.rank == 0:
+        print(f"{chapter}: {len(arms)} arms x {len(seeds)} seeds = {n_runs} runs")
+        print(json.dumps(cfg, indent=1))
     if dry_run:
         return None
-    device = al.get_device()
+    with workers:
+        return _run(ch, chapter, cfg, out_dir, only, keep, workers)
+
+
+def _run(ch, chapter, cfg, out_dir, only, keep, workers) -> Path | None:
+    seeds, arms = list(cfg["seeds"]), cfg["arms"]
+    n_runs = len(seeds) * len(arms)
+    device = workers.device()
     train, test = factory.make_data(cfg["data"])
     for name, spec in arms.items():
         factory.arm_data(spec, train)        # fail early on an arm's n_train beyond the data
@@ -400,35 +497,61 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
     CACHE.mkdir(parents=True, exist_ok=True)
     reusable, old_commit, why = committed_runs(out_dir / f"{chapter}.json", cfg,
                                                device_description(device))
-    print(f"committed runs: {why}")
+    print(f"{workers.prefix}committed runs: {why}")
+
+    def cache_path(name, seed):
+        return CACHE / f"{run_key(cfg, arms[name], seed, device.type, data_sha)}.json"
+
+    def obtain(name, seed):
+        """One run's History and where it came from: "cache", "committed" or "trained"."""
+        spec, path = arms[name], cache_path(name, seed)
+        weights = path.with_suffix(".pt")                   # the trained model, for a kept arm
+        if path.exists() and (name not in keep or weights.exists()):
+            return results.history_from_record(json.loads(path.read_text()), name), "cache"
+        if (name, seed) in reusable and name not in keep:
+            return results.history_from_record(reusable[(name, seed)], name), "committed"
+        with _keeping_model() as trained:
+            h = factory.train_arm(spec, factory.arm_data(spec, train), test, seed=seed,
+                                  label=name, device=device,
+                                  **factory.arm_fit_kwargs(cfg["train"], spec))
+        if name in keep:                                    # the weights first: the json marks a whole run
+            _write_atomic(weights, _state_bytes({k: v.detach().cpu()
+                                                 for k, v in trained[-1].state_dict().items()}))
+        _write_atomic(path, json.dumps(results._history_record(h)).encode())
+        return h, "trained"
+
     t0 = time.perf_counter()
-    done, cached, reused = {}, 0, []
-    for name, spec in arms.items():
-        if only and name not in only:
-            continue
-        hs = []
-        for seed in seeds:
-            path = CACHE / f"{run_key(cfg, spec, seed, device.type, data_sha)}.json"
-            weights = path.with_suffix(".pt")               # the trained model, for a kept arm
-            if path.exists() and (name not in keep or weights.exists()):
-                rec = json.loads(path.read_text())
-                h = results.history_from_record(rec, name)
-                cached += 1
-            elif (name, seed) in reusable and name not in keep:
-                h = results.history_from_record(reusable[(name, seed)], name)
-                reused.append(f"{name} / seed {seed}")
-            else:
-                with _keeping_model() as trained:
-                    h = factory.train_arm(spec, factory.arm_data(spec, train), test, seed=seed,
-                                          label=name, device=device,
-                                          **factory.arm_fit_kwargs(cfg["train"], spec))
-                if name in keep:
-                    torch.save({k: v.detach().cpu() for k, v in trained[-1].state_dict().items()},
-                               weights)
-                path.write_text(json.dumps(results._history_record(h)))
-            print(f"  {name} seed {seed}: {h.final_test_acc:.4f} ({h.wall_time:.0f} s)", flush=True)
-            hs.append(h)
-        done[name] = al.SeedRuns(name, hs)
+    pairs = [(name, seed) for name in arms if not (only and name not in only) for seed in seeds]
+    mine, how = {}, {}
+    for name, seed in workers.share(pairs):
+        h, how[(name, seed)] = obtain(name, seed)
+        mine[(name, seed)] = h
+        print(f"  {workers.prefix}{name} seed {seed}: {h.final_test_acc:.4f} ({h.wall_time:.0f} s)", flush=True)
+    if workers.distributed:      # every rank's runs to rank 0, which writes those its cache lacks
+        payload = []
+        for (name, seed), where in how.items():
+            path = cache_path(name, seed)
+            rec = path.read_text() if where != "committed" else None
+            pt = path.with_suffix(".pt").read_bytes() if where != "committed" and name in keep else None
+            payload.append((name, seed, where, rec, pt))
+        gathered = workers.gather(payload)
+        if workers.rank != 0:
+            print(f"{workers.prefix}done: {len(payload)} runs handed to rank 0")
+            return None
+        for name, seed, where, rec, pt in (item for part in gathered for item in part):
+            how[(name, seed)] = where
+            path = cache_path(name, seed)
+            if pt is not None and not path.with_suffix(".pt").exists():
+                _write_atomic(path.with_suffix(".pt"), pt)
+            if rec is not None and not path.exists():
+                _write_atomic(path, rec.encode())
+            mine[(name, seed)] = (results.history_from_record(reusable[(name, seed)], name)
+                                  if where == "committed" else
+                                  results.history_from_record(json.loads(rec), name))
+    done = {name: al.SeedRuns(name, [mine[(name, seed)] for seed in seeds])
+            for name in arms if not (only and name not in only)}
+    cached = sum(w == "cache" for w in how.values())
+    reused = [f"{name} / seed {seed}" for (name, seed), w in how.items() if w == "committed"]
     wall = time.perf_counter() - t0
     if only:
         print(f"trained or found the runs of {only} ({cached} from cache) in {wall:.0f} s; they are "
@@ -438,15 +561,20 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
     if keep:                     # every kept arm's weights, {arm: {seed: state_dict}}, beside the file
         models_path = out_dir / f"{chapter}.models.pt"
         models_path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({name: {seed: torch.load(CACHE / f"{run_key(cfg, arms[name], seed, device.type, data_sha)}.pt",
+        torch.save({name: {seed: torch.load(cache_path(name, seed).with_suffix(".pt"),
                                             map_location="cpu", weights_only=True) for seed in seeds}
                     for name in keep}, models_path)
         models = {"file": models_path.name, "arms": keep,
                   "sha256": hashlib.sha256(models_path.read_bytes()).hexdigest()}
+    command = f"make reference CH={ch}  (python scripts/reference.py {ch})"
+    if workers.distributed:
+        command = (f"make reference CH={ch} NPROC={workers.world}  (torchrun --nproc-per-node="
+                   f"{workers.local_world} scripts/reference.py {ch} on {workers.world // workers.local_world}"
+                   f" machine(s))")
     provenance = {
         "commit": commit,
         "uncommitted_changes": dirty,
-        "command": f"make reference CH={ch}  (python scripts/reference.py {ch})",
+        "command": command,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": device_description(device),
         "torch": torch.__version__,
@@ -457,12 +585,31 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
         "reused_from_committed": {"commit": old_commit, "runs": reused} if reused else None,
         "package_source_sha256": src,
         "models": models,
+        "threads_per_run": torch.get_num_threads(),
+        "processes": workers.world,
     }
     path = results.save(out_dir / f"{chapter}.json", chapter, cfg, done, provenance)
     print(results.Reference(chapter, cfg, done, provenance, path).table())
     print(f"wrote {path} in {wall:.0f} s ({cached} of {n_runs} runs from cache, "
-          f"{len(reused)} from the committed file)")
+          f"{len(reused)} from the committed file, {workers.world} process(es), "
+          f"{torch.get_num_threads()} thread(s) each)")
     return path
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive int such as 2, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive int such as 2, got {text!r}")
+    return value
+
+
+def torchrun_command(argv: list[str], nproc: int) -> list[str]:
+    """The command that runs this script with ``argv`` in ``nproc`` processes on this machine."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={nproc}", str(Path(__file__).resolve()), *argv]
 
 
 def main(argv=None) -> int:
@@ -473,6 +620,12 @@ def main(argv=None) -> int:
                     help="train (into the run cache) only this arm; repeatable. Lets several "
                          "processes share a chapter's runs; a final run without --only then "
                          "writes the file from the cache")
+    ap.add_argument("--nproc", type=_positive_int, metavar="K",
+                    help="spread the runs over K processes on this machine (one GPU each where "
+                         "there are GPUs): relaunches this command under torchrun")
+    ap.add_argument("--threads", type=_positive_int, metavar="T",
+                    help="torch threads per process (default: torch's; torchrun sets 1 when "
+                         "OMP_NUM_THREADS is unset); recorded in the provenance")
     ap.add_argument("--arm-hashes", metavar="CONFIG_JSON", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.arm_hashes:
@@ -480,7 +633,18 @@ def main(argv=None) -> int:
         return 0
     if not args.chapter:
         ap.error("the chapter number is required, e.g. 03")
-    run(args.chapter, dry_run=args.dry_run, only=args.only)
+    if args.nproc is not None and "RANK" in os.environ:
+        ap.error("--nproc starts torchrun itself; under torchrun leave it out "
+                 "(torchrun's --nproc-per-node sets the number of processes)")
+    if args.nproc is not None and args.nproc > 1:
+        chapter_source(args.chapter)                   # a bad chapter fails here, not K times
+        rest = [a for a in (sys.argv[1:] if argv is None else argv)]
+        i = next(i for i, a in enumerate(rest) if a.startswith("--nproc"))
+        rest = rest[:i] + rest[i + (1 if "=" in rest[i] else 2):]
+        cmd = torchrun_command(rest, args.nproc)
+        print("running:", " ".join(cmd), flush=True)
+        return subprocess.run(cmd, cwd=ROOT).returncode
+    run(args.chapter, dry_run=args.dry_run, only=args.only, threads=args.threads)
     return 0
 
 
