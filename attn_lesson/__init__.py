@@ -11,7 +11,9 @@ dual-attention head, for per-pixel classes), ``stats``
 (``compare``: the one routine behind every "A vs B"), ``results`` (reference result files),
 ``arms`` (build and train one arm of a chapter's reference runs),
 ``vit`` (Vision Transformer: patch embedding, multi-head self-attention, encoder blocks; the
-rollout of its attention is in ``maps``).
+rollout of its attention is in ``maps``), ``ddp`` (data-parallel training of a small course
+model, the script ``torchrun`` launches in the appendix: ``python -m attn_lesson.ddp``; import it
+as ``from attn_lesson import ddp``, the package does not load it).
 """
 from . import arms, residual, results, segment, selfattn, stn, vit, viz
 from .channel import ECAModule, SEModule, SKAttention, SKConv, eca, eca_kernel_size, se, sk

@@ -103,7 +103,12 @@ def _setup(threads: int) -> tuple[int, int, torch.device]:
     if "RANK" not in os.environ:                      # plain python: one process, no group
         return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if torch.cuda.is_available():
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if local >= torch.cuda.device_count():
+            raise SystemExit(f"process {local} of this machine has no GPU of its own "
+                             f"({torch.cuda.device_count()} visible): start at most that many "
+                             f"processes per machine, or hide the GPUs (CUDA_VISIBLE_DEVICES=) for CPU processes")
+        device = torch.device("cuda", local)
         torch.cuda.set_device(device)
         dist.init_process_group("nccl")
     else:
