@@ -19,7 +19,8 @@ def _git(*args):
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     try:
-        committed = sorted(Path(p).name for p in _git("ls-files", "results/*.json").split())
+        committed = sorted(Path(p).name for p in
+                           _git("ls-files", "results/*.json", "results/*.models.pt").split())
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("needs a git checkout")
     tmp = tmp_path_factory.mktemp("pkg")
@@ -66,8 +67,10 @@ def test_an_installed_package_finds_the_results_outside_the_repository(wheel):
             "for stem in json.loads(sys.argv[1]):\n"
             "    ref = al.results.load(stem)\n"
             "    out[stem] = [str(ref.path), len(ref.arms)]\n"
+            "    for arm in ref.config.get('keep_models', []):\n"
+            "        assert ref.models(arm), arm    # kept weights travel too, sha256 checked\n"
             "print(json.dumps({'file': al.__file__, 'prefix': sys.prefix, 'loaded': out}))\n")
-    stems = [Path(c).stem for c in committed]
+    stems = [Path(c).stem for c in committed if c.endswith(".json")]
     deps = sysconfig.get_paths()["purelib"]            # torch, numpy, ... of this environment
     res = subprocess.run([str(py), "-c", code, json.dumps(stems)], cwd=tmp, capture_output=True,
                          text=True, env={"PYTHONPATH": deps, "PATH": "/usr/bin:/bin"})
