@@ -28,7 +28,7 @@ PUBLISHED_STEMS = " ".join(Path(f).name for f in TOC_FILES)
 # slug that its notebook's file name will contain once it is published.
 PLANNED_TOPICS = {
     "Residual Attention Network": (r"residual attention", "residual_attention"),
-    "Spatial Transformer": (r"spatial transformer|\bSTN\b", "stn"),
+    "Spatial Transformer": (r"spatial transformer|\bSTN\b", "spatial_transformer"),
     "SAGAN layer": (r"\bSAGAN\b", "self_attention"),
     "non-local blocks": (r"non-local", "nonlocal"),
     "DANet": (r"\bDANet\b", "danet"),
@@ -38,7 +38,7 @@ PLANNED_TOPICS = {
     "Show-Attend-and-Tell": (r"show.attend|captioning", "captioning"),
     "Attention to Scale": (r"attention to scale", "scale"),
     "attention zoo": (r"\bzoo\b", "zoo"),
-    "DDP appendix": (r"\bDDP\b|torchrun", "ddp"),
+    "DDP appendix": (r"\bDDP\b|torchrun", "torchrun"),
 }
 ROMAN = {"I": 1, "II": 2, "III": 3, "IV": 4, "V": 5, "VI": 6}
 FORBIDDEN = [
