@@ -155,7 +155,7 @@ def train(args) -> dict:
         model.train()
         if dist.is_initialized():
             dist.barrier()                           # time every process from the same moment
-        t0, loss_sum, steps = time.perf_counter(), torch.zeros(()), 0
+        t0, loss_sum, steps = time.perf_counter(), torch.zeros((), device=device), 0
         for x, y in loader:
             x, y = x.to(device), y.to(device)
             loss = (ghost_loss(model, x, y, args.ghost) if args.ghost > 1
@@ -163,7 +163,7 @@ def train(args) -> dict:
             opt.zero_grad(set_to_none=True)
             loss.backward()                          # under DDP: all-reduce, then divide by W
             opt.step()
-            loss_sum += loss.detach().cpu()
+            loss_sum += loss.detach()               # on the device: nccl reduces no CPU tensor
             steps += 1
         if dist.is_initialized():
             dist.all_reduce(loss_sum)                # sum over processes of their mean losses
@@ -222,6 +222,16 @@ def inspect(args) -> dict:
     rec["grad_local_norm"] = local.norm().item()
     rec["grad_synced_norm"] = synced.norm().item()
     rec["synced_minus_mean_of_local"] = (synced - by_hand).abs().max().item()
+    times = []                                       # one all-reduce of a gradient-sized tensor
+    for _ in range(21):
+        dist.barrier()
+        t0 = time.perf_counter()
+        dist.all_reduce(by_hand)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    rec["allreduce_ms"] = 1e3 * sorted(times[1:])[len(times[1:]) // 2]   # median, first call left out
+    rec["allreduce_floats"] = by_hand.numel()
     bufs = [b for b in net.buffers() if b.dtype.is_floating_point]
     if bufs:                                         # the batch-norm running means
         with torch.no_grad():
