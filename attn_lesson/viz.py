@@ -102,15 +102,25 @@ def overlay_attention(images, maps, boxes=None, *, ncols: int = 8, size: float =
     return fig
 
 
-def plot_curves(histories, *, metrics=("train_loss", "test_acc"), title: str | None = None):
-    """Learning curves, one panel per metric; runs with the same label share a colour."""
+def plot_curves(histories, *, metrics=("train_loss", "test_acc"), title: str | None = None,
+                band: bool = False):
+    """Learning curves, one panel per metric; runs with the same label share a colour.
+
+    ``band=True`` draws one line per label instead, the mean over its runs, with a band of
+    ± one standard deviation (the runs of a label must have the same number of epochs)."""
     histories = list(histories)
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.4), squeeze=False)
     labels = list(dict.fromkeys(h.label for h in histories))
     colours = {lab: plt.cm.tab10(i % 10) for i, lab in enumerate(labels)}
     for ax, metric in zip(axes.flat, metrics):
         seen = set()
-        for h in histories:
+        for lab in labels if band else []:
+            ys = np.array([getattr(h, metric) for h in histories if h.label == lab], dtype=float)
+            ep, m = np.arange(1, ys.shape[1] + 1), ys.mean(0)
+            sd = ys.std(0, ddof=1) if len(ys) > 1 else np.zeros_like(m)
+            ax.plot(ep, m, marker="o", ms=3, color=colours[lab], label=lab)
+            ax.fill_between(ep, m - sd, m + sd, color=colours[lab], alpha=0.15)
+        for h in [] if band else histories:
             ys = getattr(h, metric)
             ax.plot(range(1, len(ys) + 1), ys, marker="o", ms=3, color=colours[h.label], alpha=0.8,
                     label=None if h.label in seen else h.label)

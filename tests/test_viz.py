@@ -120,6 +120,16 @@ def test_plot_curves():
     assert len(fig3.axes) == 3
 
 
+def test_plot_curves_band_draws_the_mean_of_each_label():
+    hs = [History("base", s, train_loss=[2.0, 1.5], test_acc=[0.5, 0.7 + 0.1 * s]) for s in (0, 1)]
+    hs.append(History("se", 0, train_loss=[2.1, 1.4], test_acc=[0.4, 0.6]))
+    fig = plot_curves(hs, band=True)
+    lines = fig.axes[1].lines
+    assert len(lines) == 2 and [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["base", "se"]
+    assert np.allclose(lines[0].get_ydata(), [0.5, 0.75]) and np.allclose(lines[1].get_ydata(), [0.4, 0.6])
+    assert len(fig.axes[1].collections) == 2                     # one band per label
+
+
 def test_bar_errors_with_points():
     fig = bar_errors(["base", "se", "cbam"], [0.9, 0.91, 0.85], [0.01, 0.02, 0.03],
                      points=[[0.89, 0.9, 0.91], [0.9, 0.92], [0.84, 0.86, 0.85]],
