@@ -174,9 +174,11 @@ class RAM(nn.Module):
         b_t  = W_b h_t + c                              baseline (input detached)
         g_t  = GlimpseNetwork(x, l_t)                   (B, glimpse_dim)
         h_{t+1} = ReLU(W_h h_t + W_g g_t + b)           core, nn.RNNCell, (B, hidden)
-    and ``logits = Linear(h_T)`` ``(B, num_classes)``. The first location ``mu_0 = tanh(b_l)``
-    is a learned constant (``h_0 = 0``), zero at initialisation: the first glimpse looks at
-    the centre. ``random_locations=True``: ``l_t ~ U([-1, 1]^2)`` at every step, training and
+    and ``logits = Linear(h_T)`` ``(B, num_classes)``. The policy's layer starts at zero
+    (weights and bias), so at initialisation every mean is the centre ``(0, 0)`` (like the
+    spatial transformer's identity start); with ``reinforce_weight=0`` it stays there. The
+    first location ``mu_0 = tanh(b_l)`` is a learned constant (``h_0 = 0``).
+    ``random_locations=True``: ``l_t ~ U([-1, 1]^2)`` at every step, training and
     eval, and :meth:`objective` is the cross-entropy alone.
 
     Parameters: ``glimpses`` ``T``; ``patch`` ``g`` and ``scales`` ``k`` of the sensor; ``std``
@@ -216,6 +218,8 @@ class RAM(nn.Module):
             raise ValueError(f"image_size {image_size} must be divisible by 2^(scales-1) = {f}")
         self.core = nn.RNNCell(glimpse_dim, hidden, nonlinearity="relu")
         self.locator = nn.Linear(hidden, 2)
+        nn.init.zeros_(self.locator.weight)            # mu_t = 0 at the start: every glimpse at the centre
+        nn.init.zeros_(self.locator.bias)
         self.baseline = nn.Linear(hidden, 1)
         self.classifier = nn.Linear(hidden, num_classes)
         self.hidden = hidden

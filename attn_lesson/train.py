@@ -276,11 +276,13 @@ def fit(model: nn.Module, train, test=None, *, epochs: int = 5, lr: float = 5e-3
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 if objective is None:
                     logits = model(x)
+                    if step == 0:                  # before the loss: a clear error for bad shapes
+                        _check_logits(logits, y)
                     loss = F.cross_entropy(logits.float(), y)
                 else:                          # the model's own training loss (e.g. REINFORCE)
                     loss, logits = objective(x, y)
-                if step == 0:
-                    _check_logits(logits, y)
+                    if step == 0:
+                        _check_logits(logits, y)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)

@@ -68,6 +68,7 @@ def test_ram_shapes_record_and_modes():
     assert r.locations.abs().max() <= 1 and (r.log_probs != 0).all()
     # the first mean is tanh of the locator's bias (h_0 = 0): the centre at initialisation
     torch.testing.assert_close(r.means[:, 0], torch.tanh(m.locator.bias).expand(5, 2))
+    assert (r.means == 0).all()                 # the policy starts at zero: every mean at the centre
     m.eval()
     a, b = m.rollout(x), m.rollout(x)
     assert torch.equal(a.locations, b.locations) and torch.equal(a.locations, a.means.clamp(-1, 1))
