@@ -51,7 +51,9 @@ def build_model(spec: dict):
     ``{"model": "ltpa" | "ran" | "stn", ...keyword arguments of LTPANet, ResidualAttentionNet
     or STNet}``, or ``{"model": "fcn", ...keyword arguments of DigitFCN}`` (segmentation, e.g.
     ``{"model": "fcn", "head": "danet"}``), or ``{"model": "vit", ...keyword arguments of
-    attn_lesson.vit.ViT}`` (e.g. ``{"model": "vit", "patch": 8, "dim": 64, "stem": "conv"}``).
+    attn_lesson.vit.ViT}`` (e.g. ``{"model": "vit", "patch": 8, "dim": 64, "stem": "conv"}``),
+    or ``{"model": "ram", ...keyword arguments of attn_lesson.glimpse.RAM}`` (e.g.
+    ``{"model": "ram", "glimpses": 6, "std": 0.1}``; RAM trains with its own objective).
     A resnet arm's ``pretrain`` block is used by :func:`train_arm`, not here; an arm's ``train``
     block (:func:`arm_train_overrides`) and ``n_train`` (:func:`arm_data`) are checked here and
     do not change the model.
@@ -65,8 +67,8 @@ def build_model(spec: dict):
     if "n_train" in spec:
         _check_arm_n_train(spec["n_train"])        # the arm's training-set size (arm_data)
         spec = {k: v for k, v in spec.items() if k != "n_train"}
-    if kind == "vit":
-        return _build_vit(spec)
+    if kind in ("vit", "ram"):
+        return _build_keyword_model(spec)
     if kind == "fcn":
         from .segment import DigitFCN, DilatedHeadFCN
 
@@ -83,7 +85,8 @@ def build_model(spec: dict):
         cls = {"ltpa": LTPANet, "ran": ResidualAttentionNet, "stn": STNet}[kind]
         return cls(**{k: v for k, v in spec.items() if k != "model"})
     if kind != "resnet":
-        raise ValueError(f"model must be 'resnet', 'ltpa', 'ran', 'stn', 'fcn' or 'vit', got {kind!r}")
+        raise ValueError(f"model must be 'resnet', 'ltpa', 'ran', 'stn', 'fcn', 'vit' or 'ram', "
+                         f"got {kind!r}")
     unknown = set(spec) - {"model", "attention", "position", "stage_attention", "backbone", "pretrain"}
     if unknown:
         raise ValueError(f"unknown keys in a resnet arm: {sorted(unknown)}; allowed: model, "
@@ -100,23 +103,27 @@ def build_model(spec: dict):
                           **backbone)
 
 
-def _build_vit(spec: dict):
-    """A :class:`attn_lesson.vit.ViT` from a vit arm (``image_size`` may be a JSON list)."""
+def _build_keyword_model(spec: dict):
+    """A :class:`attn_lesson.vit.ViT` (vit arm) or :class:`attn_lesson.glimpse.RAM` (ram arm)
+    from the arm's keyword arguments (``image_size`` may be a JSON list)."""
     import inspect
 
+    from .glimpse import RAM
     from .vit import ViT
 
+    kind = spec["model"]
+    cls = {"vit": ViT, "ram": RAM}[kind]
     kwargs = {k: v for k, v in spec.items() if k != "model"}
     if "pretrain" in kwargs:
-        raise ValueError("pretrain is only for resnet arms, not for a vit arm")
-    allowed = [p for p in inspect.signature(ViT).parameters if p != "self"]
+        raise ValueError(f"pretrain is only for resnet arms, not for a {kind} arm")
+    allowed = [p for p in inspect.signature(cls).parameters if p != "self"]
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
-        raise ValueError(f"unknown keys in a vit arm: {unknown}; allowed: model, n_train, train, "
+        raise ValueError(f"unknown keys in a {kind} arm: {unknown}; allowed: model, n_train, train, "
                          + ", ".join(allowed))
     if isinstance(kwargs.get("image_size"), list):
         kwargs["image_size"] = tuple(kwargs["image_size"])
-    return ViT(**kwargs)
+    return cls(**kwargs)
 
 
 ARM_TRAIN_KEYS = ("lr", "weight_decay", "epochs")

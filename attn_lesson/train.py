@@ -226,6 +226,11 @@ def fit(model: nn.Module, train, test=None, *, epochs: int = 5, lr: float = 5e-3
     refused (it would move the images but not their label maps). ``metric`` names the test score
     stored in ``History.test_acc``: ``"acc"`` (accuracy) or ``"miou"`` (mean IoU over
     ``iou_classes``, default all ``num_classes``; see :func:`evaluate`).
+
+    A model with its own training objective (e.g. RAM's REINFORCE term, :mod:`attn_lesson.glimpse`)
+    defines a method ``objective(x, y) -> (loss, logits)``: ``fit`` then minimises that ``loss``
+    instead of the cross-entropy of ``model(x)``, and reads the training accuracy from ``logits``.
+    Evaluation is unchanged: it scores ``model(x)`` (eval mode) by cross-entropy and accuracy.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
@@ -234,6 +239,10 @@ def fit(model: nn.Module, train, test=None, *, epochs: int = 5, lr: float = 5e-3
     _check_metric(metric, num_classes, iou_classes)
     device = torch.device(device) if device is not None else get_device()
     label = label or type(model).__name__
+    objective = getattr(model, "objective", None)
+    if objective is not None and not callable(objective):
+        raise ValueError(f"model.objective must be a method objective(x, y) -> (loss, logits), "
+                         f"got {type(objective).__name__}")
     images, labels = _tensors(train)
     if labels.dim() == 3 and augment is not None:
         raise ValueError("augment moves only the images, so with per-pixel labels (n, H, W) it "
@@ -265,10 +274,15 @@ def fit(model: nn.Module, train, test=None, *, epochs: int = 5, lr: float = 5e-3
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                logits = model(x)
-                if step == 0:
-                    _check_logits(logits, y)
-                loss = F.cross_entropy(logits.float(), y)
+                if objective is None:
+                    logits = model(x)
+                    if step == 0:                  # before the loss: a clear error for bad shapes
+                        _check_logits(logits, y)
+                    loss = F.cross_entropy(logits.float(), y)
+                else:                          # the model's own training loss (e.g. REINFORCE)
+                    loss, logits = objective(x, y)
+                    if step == 0:
+                        _check_logits(logits, y)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)

@@ -293,3 +293,29 @@ def test_fit_per_pixel_bad_arguments(train_set):
     with pytest.raises(ValueError, match=r"per-pixel labels \(4, 40, 40\) need logits"):
         fit(small_model(), (train_set.images[:4], train_set.segmentation[:4]), epochs=1, device="cpu",
             progress=False)
+
+
+class _ShiftedObjective(ResNetBackbone):
+    """The small backbone, whose own objective teaches it to answer (y + 1) mod 10."""
+
+    def objective(self, x, y):
+        logits = self(x)
+        return F.cross_entropy(logits, (y + 1) % 10), logits
+
+
+def test_fit_minimises_a_models_own_objective_and_evaluates_its_logits(train_set):
+    x, y = train_set.images[:64], train_set.labels[:64]
+    seed_everything(0)
+    model = _ShiftedObjective(widths=WIDTHS)
+    h = fit(model, (x, y), (x, y), epochs=15, batch_size=16, device="cpu", progress=False)
+    # it learned its own (shifted) task on these 64 images; accuracies are still read against y
+    assert evaluate(model, (x, (y + 1) % 10))["acc"] > 0.9
+    assert h.train_acc[-1] < 0.1 and h.test_acc[-1] < 0.1
+    assert h.test_acc[-1] == evaluate(model, (x, y))["acc"]
+
+
+def test_fit_refuses_an_objective_that_is_not_a_method(train_set):
+    model = small_model()
+    model.objective = 3
+    with pytest.raises(ValueError, match="model.objective must be a method"):
+        fit(model, train_set, epochs=1, device="cpu", progress=False)
