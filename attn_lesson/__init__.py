@@ -11,9 +11,10 @@ dual-attention head, for per-pixel classes), ``stats``
 (``compare``: the one routine behind every "A vs B"), ``results`` (reference result files),
 ``arms`` (build and train one arm of a chapter's reference runs),
 ``vit`` (Vision Transformer: patch embedding, multi-head self-attention, encoder blocks; the
-rollout of its attention is in ``maps``).
+rollout of its attention is in ``maps``), ``glimpse`` (RAM: hard attention by REINFORCE),
+``caption`` (Show, Attend and Tell: an attention LSTM that reads a digit sequence).
 """
-from . import arms, residual, results, segment, selfattn, stn, vit, viz
+from . import arms, caption, residual, results, segment, selfattn, stn, vit, viz
 from .channel import ECAModule, SEModule, SKAttention, SKConv, eca, eca_kernel_size, se, sk
 from .ltpa import LTPANet, LTPAttention
 from .residual import AttentionModule, ResidualAttentionNet, SoftMaskBranch
@@ -45,7 +46,7 @@ __all__ = [
     "pointing_game", "receptive_field", "spatial_gate",
     "EncoderBlock", "MultiHeadSelfAttention", "PatchEmbed", "ViT", "attention_rollout",
     "cls_rollout_map", "conv_stem", "mhsa_flops", "vit",
-    "Comparison", "compare", "results", "arms",
+    "Comparison", "compare", "results", "arms", "caption",
     "BatchIterator", "BasicBlock", "CostTable", "DataUnavailableError", "DigitSet", "ECAModule",
     "History", "Profile", "ResNetBackbone", "SEModule", "SKAttention", "SKConv", "SeedRuns",
     "cluttered_digits", "conv_bn_relu", "cost_table", "count_flops", "count_params", "eca",
