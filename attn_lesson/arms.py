@@ -53,7 +53,12 @@ def build_model(spec: dict):
     ``{"model": "fcn", "head": "danet"}``), or ``{"model": "vit", ...keyword arguments of
     attn_lesson.vit.ViT}`` (e.g. ``{"model": "vit", "patch": 8, "dim": 64, "stem": "conv"}``),
     or ``{"model": "ram", ...keyword arguments of attn_lesson.glimpse.RAM}`` (e.g.
-    ``{"model": "ram", "glimpses": 6, "std": 0.1}``; RAM trains with its own objective).
+    ``{"model": "ram", "glimpses": 6, "std": 0.1}``; RAM trains with its own objective), or
+    ``{"model": "sat", ...keyword arguments of attn_lesson.caption.ShowAttendTell}`` (e.g.
+    ``{"model": "sat", "length": 3, "gate": False}``; a sequence reader with its own objective)
+    or ``{"model": "position_cnn", ...keyword arguments of attn_lesson.caption.PositionHeadsCNN}``
+    (one classifier head per digit position); these two need labels ``(n, T)``, i.e. data with
+    ``n_digits = T``.
     A resnet arm's ``pretrain`` block is used by :func:`train_arm`, not here; an arm's ``train``
     block (:func:`arm_train_overrides`) and ``n_train`` (:func:`arm_data`) are checked here and
     do not change the model.
@@ -67,7 +72,7 @@ def build_model(spec: dict):
     if "n_train" in spec:
         _check_arm_n_train(spec["n_train"])        # the arm's training-set size (arm_data)
         spec = {k: v for k, v in spec.items() if k != "n_train"}
-    if kind in ("vit", "ram"):
+    if kind in KEYWORD_MODELS:
         return _build_keyword_model(spec)
     if kind == "fcn":
         from .segment import DigitFCN, DilatedHeadFCN
@@ -85,8 +90,8 @@ def build_model(spec: dict):
         cls = {"ltpa": LTPANet, "ran": ResidualAttentionNet, "stn": STNet}[kind]
         return cls(**{k: v for k, v in spec.items() if k != "model"})
     if kind != "resnet":
-        raise ValueError(f"model must be 'resnet', 'ltpa', 'ran', 'stn', 'fcn', 'vit' or 'ram', "
-                         f"got {kind!r}")
+        raise ValueError(f"model must be 'resnet', 'ltpa', 'ran', 'stn', 'fcn', "
+                         + ", ".join(repr(k) for k in KEYWORD_MODELS) + f"; got {kind!r}")
     unknown = set(spec) - {"model", "attention", "position", "stage_attention", "backbone", "pretrain"}
     if unknown:
         raise ValueError(f"unknown keys in a resnet arm: {sorted(unknown)}; allowed: model, "
@@ -103,16 +108,22 @@ def build_model(spec: dict):
                           **backbone)
 
 
+KEYWORD_MODELS = ("vit", "ram", "sat", "position_cnn")
+
+
 def _build_keyword_model(spec: dict):
-    """A :class:`attn_lesson.vit.ViT` (vit arm) or :class:`attn_lesson.glimpse.RAM` (ram arm)
-    from the arm's keyword arguments (``image_size`` may be a JSON list)."""
+    """A :class:`attn_lesson.vit.ViT` (vit arm), :class:`attn_lesson.glimpse.RAM` (ram arm),
+    :class:`attn_lesson.caption.ShowAttendTell` (sat arm) or
+    :class:`attn_lesson.caption.PositionHeadsCNN` (position_cnn arm) from the arm's keyword
+    arguments (``image_size``, ``widths`` and ``depths`` may be JSON lists)."""
     import inspect
 
+    from .caption import PositionHeadsCNN, ShowAttendTell
     from .glimpse import RAM
     from .vit import ViT
 
     kind = spec["model"]
-    cls = {"vit": ViT, "ram": RAM}[kind]
+    cls = {"vit": ViT, "ram": RAM, "sat": ShowAttendTell, "position_cnn": PositionHeadsCNN}[kind]
     kwargs = {k: v for k, v in spec.items() if k != "model"}
     if "pretrain" in kwargs:
         raise ValueError(f"pretrain is only for resnet arms, not for a {kind} arm")
