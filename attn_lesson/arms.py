@@ -53,7 +53,10 @@ def build_model(spec: dict):
     ``{"model": "fcn", "head": "danet"}``), or ``{"model": "vit", ...keyword arguments of
     attn_lesson.vit.ViT}`` (e.g. ``{"model": "vit", "patch": 8, "dim": 64, "stem": "conv"}``),
     or ``{"model": "ram", ...keyword arguments of attn_lesson.glimpse.RAM}`` (e.g.
-    ``{"model": "ram", "glimpses": 6, "std": 0.1}``; RAM trains with its own objective).
+    ``{"model": "ram", "glimpses": 6, "std": 0.1}``; RAM trains with its own objective), or
+    ``{"model": "scale_fcn", ...keyword arguments of attn_lesson.segment.ScaleAttentionFCN}``
+    (e.g. ``{"model": "scale_fcn", "scales": [1.0, 0.5], "merge": "attention",
+    "extra_supervision": True}``; it trains with its own objective).
     A resnet arm's ``pretrain`` block is used by :func:`train_arm`, not here; an arm's ``train``
     block (:func:`arm_train_overrides`) and ``n_train`` (:func:`arm_data`) are checked here and
     do not change the model.
@@ -67,7 +70,7 @@ def build_model(spec: dict):
     if "n_train" in spec:
         _check_arm_n_train(spec["n_train"])        # the arm's training-set size (arm_data)
         spec = {k: v for k, v in spec.items() if k != "n_train"}
-    if kind in ("vit", "ram"):
+    if kind in ("vit", "ram", "scale_fcn"):
         return _build_keyword_model(spec)
     if kind == "fcn":
         from .segment import DigitFCN, DilatedHeadFCN
@@ -85,8 +88,8 @@ def build_model(spec: dict):
         cls = {"ltpa": LTPANet, "ran": ResidualAttentionNet, "stn": STNet}[kind]
         return cls(**{k: v for k, v in spec.items() if k != "model"})
     if kind != "resnet":
-        raise ValueError(f"model must be 'resnet', 'ltpa', 'ran', 'stn', 'fcn', 'vit' or 'ram', "
-                         f"got {kind!r}")
+        raise ValueError(f"model must be 'resnet', 'ltpa', 'ran', 'stn', 'fcn', 'vit', 'ram' or "
+                         f"'scale_fcn', got {kind!r}")
     unknown = set(spec) - {"model", "attention", "position", "stage_attention", "backbone", "pretrain"}
     if unknown:
         raise ValueError(f"unknown keys in a resnet arm: {sorted(unknown)}; allowed: model, "
@@ -104,15 +107,17 @@ def build_model(spec: dict):
 
 
 def _build_keyword_model(spec: dict):
-    """A :class:`attn_lesson.vit.ViT` (vit arm) or :class:`attn_lesson.glimpse.RAM` (ram arm)
-    from the arm's keyword arguments (``image_size`` may be a JSON list)."""
+    """A :class:`attn_lesson.vit.ViT` (vit arm), :class:`attn_lesson.glimpse.RAM` (ram arm) or
+    :class:`attn_lesson.segment.ScaleAttentionFCN` (scale_fcn arm) from the arm's keyword
+    arguments (``image_size``, ``scales``, ``widths`` and ``depths`` may be JSON lists)."""
     import inspect
 
     from .glimpse import RAM
+    from .segment import ScaleAttentionFCN
     from .vit import ViT
 
     kind = spec["model"]
-    cls = {"vit": ViT, "ram": RAM}[kind]
+    cls = {"vit": ViT, "ram": RAM, "scale_fcn": ScaleAttentionFCN}[kind]
     kwargs = {k: v for k, v in spec.items() if k != "model"}
     if "pretrain" in kwargs:
         raise ValueError(f"pretrain is only for resnet arms, not for a {kind} arm")
@@ -121,8 +126,9 @@ def _build_keyword_model(spec: dict):
     if unknown:
         raise ValueError(f"unknown keys in a {kind} arm: {unknown}; allowed: model, n_train, train, "
                          + ", ".join(allowed))
-    if isinstance(kwargs.get("image_size"), list):
-        kwargs["image_size"] = tuple(kwargs["image_size"])
+    for key in ("image_size", "scales", "widths", "depths"):
+        if isinstance(kwargs.get(key), list):
+            kwargs[key] = tuple(kwargs[key])
     return cls(**kwargs)
 
 
