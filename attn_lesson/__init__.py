@@ -7,7 +7,7 @@ evaluate, seeds), ``cost`` (parameters, FLOPs, latency), ``viz`` (plots), ``chan
 CBAM, BAM), ``maps`` (Grad-CAM, localisation scores), ``ltpa`` (Learn to Pay Attention),
 ``residual`` (Residual Attention Network), ``stn`` (Spatial Transformer), ``selfattn``
 (SAGAN layer, non-local block, DANet's PAM and CAM), ``segment`` (a small FCN with DANet's
-dual-attention head, for per-pixel classes), ``stats``
+dual-attention head, for per-pixel classes; attention to scale), ``stats``
 (``compare``: the one routine behind every "A vs B"), ``results`` (reference result files),
 ``arms`` (build and train one arm of a chapter's reference runs),
 ``vit`` (Vision Transformer: patch embedding, multi-head self-attention, encoder blocks; the
@@ -23,7 +23,7 @@ from .ltpa import LTPANet, LTPAttention
 from .residual import AttentionModule, ResidualAttentionNet, SoftMaskBranch
 from .stn import SpatialTransformer, STNet
 from .selfattn import ChannelAttention2d, NonLocal2d, SelfAttention2d, UniformNonLocal2d
-from .segment import DigitFCN, DilatedHeadFCN, DualAttentionHead
+from .segment import DigitFCN, DilatedHeadFCN, DualAttentionHead, ScaleAttentionFCN
 from .maps import (GradCAM, attention_rollout, box_area_fraction, box_energy, cls_rollout_map,
                    localisation_scores, pointing_game, receptive_field)
 from .vit import EncoderBlock, MultiHeadSelfAttention, PatchEmbed, ViT, conv_stem, mhsa_flops
@@ -43,7 +43,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AttentionModule", "ResidualAttentionNet", "SoftMaskBranch", "SpatialTransformer", "STNet",
     "ChannelAttention2d", "NonLocal2d", "SelfAttention2d", "UniformNonLocal2d", "selfattn",
-    "DigitFCN", "DilatedHeadFCN", "DualAttentionHead", "segment", "confusion_matrix", "iou_per_class", "mean_iou",
+    "DigitFCN", "DilatedHeadFCN", "DualAttentionHead", "ScaleAttentionFCN", "segment", "confusion_matrix", "iou_per_class", "mean_iou",
     "BAM", "CBAM", "ChannelGate", "GradCAM", "LTPANet", "LTPAttention", "SpatialGate", "bam",
     "box_area_fraction", "box_energy", "cbam", "channel_gate", "localisation_scores",
     "pointing_game", "receptive_field", "spatial_gate",

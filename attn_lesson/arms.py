@@ -58,7 +58,10 @@ def build_model(spec: dict):
     ``{"model": "sat", "length": 3, "gate": False}``; a sequence reader with its own objective)
     or ``{"model": "position_cnn", ...keyword arguments of attn_lesson.caption.PositionHeadsCNN}``
     (one classifier head per digit position); these two need labels ``(n, T)``, i.e. data with
-    ``n_digits = T``.
+    ``n_digits = T``; or
+    ``{"model": "scale_fcn", ...keyword arguments of attn_lesson.segment.ScaleAttentionFCN}``
+    (e.g. ``{"model": "scale_fcn", "scales": [1.0, 0.5], "merge": "attention",
+    "extra_supervision": True}``; it trains with its own objective).
     A resnet arm's ``pretrain`` block is used by :func:`train_arm`, not here; an arm's ``train``
     block (:func:`arm_train_overrides`) and ``n_train`` (:func:`arm_data`) are checked here and
     do not change the model.
@@ -108,22 +111,25 @@ def build_model(spec: dict):
                           **backbone)
 
 
-KEYWORD_MODELS = ("vit", "ram", "sat", "position_cnn")
+KEYWORD_MODELS = ("vit", "ram", "sat", "position_cnn", "scale_fcn")
 
 
 def _build_keyword_model(spec: dict):
     """A :class:`attn_lesson.vit.ViT` (vit arm), :class:`attn_lesson.glimpse.RAM` (ram arm),
-    :class:`attn_lesson.caption.ShowAttendTell` (sat arm) or
-    :class:`attn_lesson.caption.PositionHeadsCNN` (position_cnn arm) from the arm's keyword
-    arguments (``image_size``, ``widths`` and ``depths`` may be JSON lists)."""
+    :class:`attn_lesson.caption.ShowAttendTell` (sat arm),
+    :class:`attn_lesson.caption.PositionHeadsCNN` (position_cnn arm) or
+    :class:`attn_lesson.segment.ScaleAttentionFCN` (scale_fcn arm) from the arm's keyword
+    arguments (``image_size``, ``scales``, ``widths`` and ``depths`` may be JSON lists)."""
     import inspect
 
     from .caption import PositionHeadsCNN, ShowAttendTell
     from .glimpse import RAM
+    from .segment import ScaleAttentionFCN
     from .vit import ViT
 
     kind = spec["model"]
-    cls = {"vit": ViT, "ram": RAM, "sat": ShowAttendTell, "position_cnn": PositionHeadsCNN}[kind]
+    cls = {"vit": ViT, "ram": RAM, "sat": ShowAttendTell, "position_cnn": PositionHeadsCNN,
+           "scale_fcn": ScaleAttentionFCN}[kind]
     kwargs = {k: v for k, v in spec.items() if k != "model"}
     if "pretrain" in kwargs:
         raise ValueError(f"pretrain is only for resnet arms, not for a {kind} arm")
@@ -132,8 +138,9 @@ def _build_keyword_model(spec: dict):
     if unknown:
         raise ValueError(f"unknown keys in a {kind} arm: {unknown}; allowed: model, n_train, train, "
                          + ", ".join(allowed))
-    if isinstance(kwargs.get("image_size"), list):
-        kwargs["image_size"] = tuple(kwargs["image_size"])
+    for key in ("image_size", "scales", "widths", "depths"):
+        if isinstance(kwargs.get(key), list):
+            kwargs[key] = tuple(kwargs[key])
     return cls(**kwargs)
 
 

@@ -160,3 +160,154 @@ class DilatedHeadFCN(DigitFCN):
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", head_dilation={self.head_dilation}"
+
+
+# ----------------------------------------------------------------------------------------
+# Attention to scale (Chen et al. 2016)
+# ----------------------------------------------------------------------------------------
+MERGES = ("none", "mean", "max", "attention")
+F = nn.functional          # (bound here, not imported above, so that DigitFCN's source is unchanged)
+
+
+def _cell_coords(n_out: int, scale: float, stride: int, n_cells: int, out_stride: int = 1,
+                 device=None) -> torch.Tensor:
+    """Where the output positions ``0..n_out-1`` (centred on original pixels ``out_stride * j``)
+    fall on the cell grid of a trunk that ran on the input resized by ``scale``: pixel ``i`` of
+    the resized input is centred on original pixel ``(i + 0.5) / scale - 0.5``
+    (``F.interpolate(..., align_corners=False)``) and trunk cell ``k`` on its pixel ``stride * k``,
+    so original pixel ``p`` sits at cell ``((p + 0.5) * scale - 0.5) / stride``. Returned in the
+    normalised units of ``grid_sample(..., align_corners=True)``."""
+    p = out_stride * torch.arange(n_out, dtype=torch.float32, device=device)
+    u = ((p + 0.5) * scale - 0.5) / stride
+    return 2 * u / (n_cells - 1) - 1 if n_cells > 1 else torch.zeros_like(u)
+
+
+def resample_cells(maps: torch.Tensor, size, scale: float, stride: int,
+                   out_stride: int = 1) -> torch.Tensor:
+    """Bilinear resampling of a trunk's cell maps ``(B, C, h, w)``, computed on the input resized
+    by ``scale``, onto a common grid ``size`` of the original image whose position ``j`` is
+    centred on original pixel ``out_stride * j`` (``out_stride=1``: every pixel). Values beyond
+    the outermost cells are held constant."""
+    (H, W), (h, w) = size, maps.shape[-2:]
+    gy = _cell_coords(H, scale, stride, h, out_stride, maps.device)
+    gx = _cell_coords(W, scale, stride, w, out_stride, maps.device)
+    gy, gx = torch.meshgrid(gy, gx, indexing="ij")
+    grid = torch.stack([gx, gy], -1).expand(maps.shape[0], H, W, 2).to(maps.dtype)
+    return F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+class ScaleAttentionFCN(nn.Module):
+    r"""Attention to scale (Chen et al. 2016): one shared FCN on several resized copies of the
+    image, its per-scale score maps merged pixel by pixel.
+
+    For scales :math:`s\in\mathcal{S}` the trunk (a :class:`DigitFCN` without attention head)
+    gives score maps :math:`f^s\in\mathbb{R}^{K\times H\times W}` (class logits, resampled to the
+    input's size). The merged map at pixel :math:`i` and class :math:`c` is
+
+    * ``"mean"``: :math:`g_{i,c}=\frac{1}{|\mathcal{S}|}\sum_s f^s_{i,c}` (average pooling over scales);
+    * ``"max"``: :math:`g_{i,c}=\max_s f^s_{i,c}` (max pooling over scales);
+    * ``"attention"``: :math:`g_{i,c}=\sum_s w^s_i f^s_{i,c}`, with
+      :math:`w^s_i=\exp(h^s_i)/\sum_t\exp(h^t_i)` (a softmax over scales at every pixel); the
+      logits :math:`h` come from a small head (conv3x3-BN-ReLU to ``attention_channels``, conv1x1
+      to one map per scale) on
+      the concatenated per-scale features of the trunk, resampled to the first scale's cell grid;
+    * ``"none"``: a single scale, :math:`g=f^s` (the baseline; with scale 1 it is the trunk).
+
+    Parameters
+    ----------
+    scales : distinct resize factors in ``(0, 1]``; the first one's cell grid hosts the
+        attention head (put 1 first).
+    merge : ``"attention"``, ``"mean"``, ``"max"``, or ``"none"`` (only with one scale).
+    extra_supervision : add one cross-entropy per scale to the merged one in :meth:`objective`.
+    attention_channels : width of the attention head's hidden layer.
+    in_channels, num_classes, widths, depths, stem_stride, head_channels : the trunk
+        (:class:`DigitFCN`'s arguments).
+
+    ``forward`` returns the merged logits ``(B, K, H, W)``; :meth:`scale_outputs` also the
+    per-scale ones ``(B, S, K, H, W)`` and the weights ``(B, S, H, W)`` (attention) or ``None``.
+    After every forward pass ``last_weights`` holds the weights (detached), ``None`` without
+    attention.
+    """
+
+    def __init__(self, scales=(1.0, 0.5), merge: str = "attention", extra_supervision: bool = False,
+                 attention_channels: int = 16, in_channels: int = 1, num_classes: int = 11,
+                 widths: tuple[int, ...] = (16, 32), depths: tuple[int, ...] = (1, 1),
+                 stem_stride: int = 2, head_channels: int | None = None):
+        super().__init__()
+        if isinstance(scales, (int, float)) or not isinstance(scales, (tuple, list)) or not scales:
+            raise ValueError(f"scales must be a non-empty tuple of numbers in (0, 1], got {scales!r}")
+        if any(isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s <= 1 for s in scales):
+            raise ValueError(f"scales must be numbers in (0, 1], got {scales!r}")
+        if len(set(scales)) != len(scales):
+            raise ValueError(f"scales must be distinct, got {scales!r}")
+        if merge not in MERGES:
+            raise ValueError(f"merge must be one of {MERGES}, got {merge!r}")
+        if (merge == "none") != (len(scales) == 1):
+            raise ValueError(f"merge='none' goes with exactly one scale and one scale with merge='none'; "
+                             f"got merge={merge!r} with scales {tuple(scales)}")
+        if not isinstance(extra_supervision, bool):
+            raise ValueError(f"extra_supervision must be True or False, got {extra_supervision!r}")
+        if extra_supervision and len(scales) == 1:
+            raise ValueError("extra_supervision needs at least two scales (with one scale its "
+                             f"per-scale loss is the merged loss), got scales {tuple(scales)}")
+        _check_positive_int("attention_channels", attention_channels)
+        self.scales, self.merge = tuple(float(s) for s in scales), merge
+        self.extra_supervision = extra_supervision
+        self.trunk = DigitFCN(in_channels, num_classes, tuple(widths), tuple(depths), stem_stride,
+                              head="none", head_channels=head_channels)
+        self.stride = stem_stride * 2 ** (len(self.trunk.encoder.widths) - 1)
+        inter = self.trunk.classifier.in_channels
+        self.attention = None
+        if merge == "attention":
+            self.attention = nn.Sequential(conv_bn_relu(len(self.scales) * inter, attention_channels),
+                                           nn.Conv2d(attention_channels, len(self.scales), 1))
+        self.last_weights: torch.Tensor | None = None
+
+    def _trunk(self, x: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Head features and class logits of the trunk on ``x`` resized by ``scale``, on its cells."""
+        if scale != 1.0:
+            x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+        t = self.trunk
+        feats = t.head(t.encoder.features(x)[f"stage{len(t.encoder.stages)}"])
+        return feats, t.classifier(feats)
+
+    def scale_outputs(self, x: torch.Tensor):
+        """``(merged (B, K, H, W), per-scale logits (B, S, K, H, W), weights (B, S, H, W) or None)``."""
+        _check_map(x, self.trunk.encoder.stem[0].in_channels)
+        size = x.shape[-2:]
+        feats, scores = zip(*(self._trunk(x, s) for s in self.scales))
+        f = torch.stack([resample_cells(c, size, s, self.stride) for c, s in zip(scores, self.scales)], 1)
+        weights = None
+        if self.merge in ("none", "mean"):
+            g = f.mean(1)
+        elif self.merge == "max":
+            g = f.amax(1)
+        else:
+            grid = feats[0].shape[-2:]               # the first scale's cells, stride apart
+            s0 = self.scales[0]
+            cat = torch.cat([resample_cells(a, grid, s / s0, self.stride, self.stride)
+                             for a, s in zip(feats, self.scales)], 1)
+            h = resample_cells(self.attention(cat), size, s0, self.stride)     # (B, S, H, W)
+            weights = torch.softmax(h.float(), dim=1).to(f.dtype)              # over scales
+            g = (weights.unsqueeze(2) * f).sum(1)
+        self.last_weights = None if weights is None else weights.detach()
+        return g, f, weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale_outputs(x)[0]
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training loss and merged logits: the cross-entropy of the merged map, plus, with
+        ``extra_supervision``, the cross-entropy of every scale's own map (equal weights)."""
+        g, f, _ = self.scale_outputs(x)
+        loss = F.cross_entropy(g.float(), y)
+        if self.extra_supervision:
+            loss = loss + sum(F.cross_entropy(f[:, k].float(), y) for k in range(f.shape[1]))
+        return loss, g
+
+    def attention_modules(self) -> list[nn.Module]:
+        return [] if self.attention is None else [self.attention]
+
+    def extra_repr(self) -> str:
+        return (f"scales={self.scales}, merge={self.merge!r}, "
+                f"extra_supervision={self.extra_supervision}")

@@ -109,7 +109,7 @@ def test_build_model_matches_the_package_factories():
     ran = al.arms.build_model({"model": "ran", "modules": [2, 1], "learning": "nal"})
     assert isinstance(ran, al.ResidualAttentionNet) and len(ran.attention_modules()) == 3
     assert isinstance(al.arms.build_model({"model": "stn"}), al.STNet)
-    with pytest.raises(ValueError, match="model must be 'resnet', 'ltpa', 'ran', 'stn', 'fcn', 'vit', 'ram', 'sat', 'position_cnn'; got 'swin'"):
+    with pytest.raises(ValueError, match="model must be 'resnet', 'ltpa', 'ran', 'stn', 'fcn', 'vit', 'ram', 'sat', 'position_cnn', 'scale_fcn'; got 'swin'"):
         al.arms.build_model({"model": "swin"})
 
 
