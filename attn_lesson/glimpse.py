@@ -228,19 +228,32 @@ class RAM(nn.Module):
         return (f"glimpses={self.glimpses}, std={self.std}, reinforce_weight={self.reinforce_weight}, "
                 f"random_locations={self.random_locations}")
 
-    def rollout(self, x: torch.Tensor) -> Rollout:
-        """Run the ``T`` glimpses on ``x`` ``(B, C, H, W)`` and record every step."""
+    def rollout(self, x: torch.Tensor, locations: torch.Tensor | None = None) -> Rollout:
+        """Run the ``T`` glimpses on ``x`` ``(B, C, H, W)`` and record every step.
+
+        ``locations`` ``(B, T, 2)`` in ``[-1, 1]`` (optional) replaces the policy: glimpse ``t``
+        goes to ``locations[:, t]`` whatever the policy's mean, and nothing is sampled (log
+        probabilities zero). It asks what the same trained network scores with other glimpses,
+        e.g. all at the centre, uniformly random, or on the digit."""
         _check_images(x, self.in_channels, self.image_size)
         b = x.shape[0]
+        if locations is not None:
+            if (not isinstance(locations, torch.Tensor) or locations.shape != (b, self.glimpses, 2)
+                    or not torch.isfinite(locations).all()):
+                got = tuple(locations.shape) if isinstance(locations, torch.Tensor) else type(locations).__name__
+                raise ValueError(f"locations must be a finite tensor of shape (B, T, 2) = "
+                                 f"({b}, {self.glimpses}, 2), got {got}")
         x = x.float()
         pyr = self.glimpse.sensor.pyramid(x)
         h = x.new_zeros(b, self.hidden)
         locs, means, logps, bases = [], [], [], []
-        for _ in range(self.glimpses):
+        for t in range(self.glimpses):
             hd = h.detach()                                  # policy and baseline do not train the core
             mu = torch.tanh(self.locator(hd))
             bases.append(self.baseline(hd).squeeze(1))
-            if self.random_locations:
+            if locations is not None:
+                l, logp = locations[:, t].to(x), x.new_zeros(b)
+            elif self.random_locations:
                 l = torch.rand(b, 2, device=x.device) * 2 - 1
                 logp = x.new_zeros(b)
             elif self.training:

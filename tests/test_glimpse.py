@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 import attn_lesson as al
@@ -73,6 +74,29 @@ def test_ram_shapes_record_and_modes():
     a, b = m.rollout(x), m.rollout(x)
     assert torch.equal(a.locations, b.locations) and torch.equal(a.locations, a.means.clamp(-1, 1))
     assert (a.log_probs == 0).all() and torch.equal(m(x), a.logits)
+
+
+def test_given_locations_replace_the_policy():
+    torch.manual_seed(0)
+    m = RAM(image_size=(32, 32), glimpses=3, patch=4, scales=3, hidden=16, glimpse_dim=16,
+            what_dim=8, where_dim=8)
+    nn.init.normal_(m.locator.weight)                       # a policy that moves
+    x = torch.rand(4, 1, 32, 32)
+    m.eval()
+    own = m.rollout(x)
+    assert not torch.allclose(own.locations[:, 1], torch.zeros(4, 2))
+    same = m.rollout(x, locations=own.locations)            # its own locations: the same logits
+    torch.testing.assert_close(same.logits, own.logits)
+    corner = torch.full((4, 3, 2), -0.5)
+    r = m.rollout(x, locations=corner)
+    assert torch.equal(r.locations, corner) and (r.log_probs == 0).all()
+    assert not torch.allclose(r.logits, own.logits)
+    m.train()                                               # nothing is sampled in training mode either
+    assert torch.equal(m.rollout(x, locations=corner).locations, corner)
+    with pytest.raises(ValueError, match=r"locations must be a finite tensor of shape \(B, T, 2\) = \(4, 3, 2\), got \(4, 2, 2\)"):
+        m.rollout(x, locations=torch.zeros(4, 2, 2))
+    with pytest.raises(ValueError, match="locations must be a finite tensor"):
+        m.rollout(x, locations=torch.full((4, 3, 2), float("nan")))
 
 
 def test_random_control_draws_uniform_locations_and_trains_by_cross_entropy():
