@@ -35,7 +35,7 @@ PLANNED_TOPICS = {
     "CCNet / GCNet": (r"\bCCNet\b|\bGCNet\b", "ccnet"),
     "Vision Transformer": (r"vision transformer|\bViT\b", "vit"),
     "RAM": (r"\bRAM\b|recurrent attention model", "ram"),
-    "Show-Attend-and-Tell": (r"show.attend|captioning", "captioning"),
+    "Show-Attend-and-Tell": (r"show.attend|captioning", "show_attend"),
     "Attention to Scale": (r"attention to scale", "scale"),
     "attention zoo": (r"\bzoo\b", "zoo"),
     "DDP appendix": (r"\bDDP\b|torchrun", "torchrun"),
@@ -131,13 +131,13 @@ def test_no_cross_references_to_chapters_absent_from_the_toc(path):
 
 def test_the_reference_scanner_catches_what_it_should(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("The RAM chapter uses a learned baseline.\n\nSee Chapter 17 for more.\n\n"
-                    "Part V trains a glimpse policy.\n")
+    page.write_text("The attention zoo chapter compares every module.\n\nSee Chapter 20 for more.\n\n"
+                    "Part VI ranks them by cost.\n")
     with pytest.raises(AssertionError) as err:
         test_no_cross_references_to_chapters_absent_from_the_toc(page)
     msg = str(err.value)
-    assert "RAM chapter" in msg and "Chapter 17" in msg and "Part V" in msg
-    page.write_text("The planned RAM chapter will use a learned baseline (Part V, planned).\n")
+    assert "attention zoo chapter" in msg and "Chapter 20" in msg and "Part VI" in msg
+    page.write_text("The planned zoo chapter will compare every module (Part VI, planned).\n")
     test_no_cross_references_to_chapters_absent_from_the_toc(page)
 
 
