@@ -9,6 +9,7 @@ CBAM, BAM), ``maps`` (Grad-CAM, localisation scores), ``ltpa`` (Learn to Pay Att
 (SAGAN layer, non-local block, DANet's PAM and CAM), ``segment`` (a small FCN with DANet's
 dual-attention head, for per-pixel classes; attention to scale), ``stats``
 (``compare``: the one routine behind every "A vs B"), ``results`` (reference result files),
+``ledger`` (the paper claims the chapters test, recomputed from the reference files),
 ``arms`` (build and train one arm of a chapter's reference runs),
 ``vit`` (Vision Transformer: patch embedding, multi-head self-attention, encoder blocks; the
 rollout of its attention is in ``maps``), ``glimpse`` (RAM: hard attention by REINFORCE),
@@ -17,7 +18,7 @@ rollout of its attention is in ``maps``), ``glimpse`` (RAM: hard attention by RE
 appendix: ``python -m attn_lesson.ddp``; import it as ``from attn_lesson import ddp``, the
 package does not load it).
 """
-from . import arms, caption, residual, results, segment, selfattn, stn, vit, viz
+from . import arms, caption, ledger, residual, results, segment, selfattn, stn, vit, viz
 from .channel import ECAModule, SEModule, SKAttention, SKConv, eca, eca_kernel_size, se, sk
 from .ltpa import LTPANet, LTPAttention
 from .residual import AttentionModule, ResidualAttentionNet, SoftMaskBranch
@@ -49,7 +50,7 @@ __all__ = [
     "pointing_game", "receptive_field", "spatial_gate",
     "EncoderBlock", "MultiHeadSelfAttention", "PatchEmbed", "ViT", "attention_rollout",
     "cls_rollout_map", "conv_stem", "mhsa_flops", "vit",
-    "Comparison", "compare", "results", "arms", "caption",
+    "Comparison", "compare", "results", "ledger", "arms", "caption",
     "BatchIterator", "BasicBlock", "CostTable", "DataUnavailableError", "DigitSet", "ECAModule",
     "History", "Profile", "ResNetBackbone", "SEModule", "SKAttention", "SKConv", "SeedRuns",
     "cluttered_digits", "conv_bn_relu", "cost_table", "count_flops", "count_params", "eca",
