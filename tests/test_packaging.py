@@ -69,8 +69,9 @@ def test_an_installed_package_finds_the_results_outside_the_repository(wheel):
             "    out[stem] = [str(ref.path), len(ref.arms)]\n"
             "    for arm in ref.config.get('keep_models', []):\n"
             "        assert ref.models(arm), arm    # kept weights travel too, sha256 checked\n"
-            "print(json.dumps({'file': al.__file__, 'prefix': sys.prefix, 'loaded': out}))\n")
-    stems = [Path(c).stem for c in committed if c.endswith(".json")]
+            "claims = len(al.ledger.load_claims())    # the ledger's claims file travels too\n"
+            "print(json.dumps({'file': al.__file__, 'prefix': sys.prefix, 'loaded': out, 'claims': claims}))\n")
+    stems = [Path(c).stem for c in committed if c.endswith(".json") and c != "claims.json"]
     deps = sysconfig.get_paths()["purelib"]            # torch, numpy, ... of this environment
     res = subprocess.run([str(py), "-c", code, json.dumps(stems)], cwd=tmp, capture_output=True,
                          text=True, env={"PYTHONPATH": deps, "PATH": "/usr/bin:/bin"})
@@ -79,5 +80,6 @@ def test_an_installed_package_finds_the_results_outside_the_repository(wheel):
     assert info["file"].startswith(str(env_dir)) and not info["file"].startswith(str(ROOT))
     share = str(Path(info["prefix"]) / "share" / "attn_lesson" / "results")
     assert sorted(info["loaded"]) == sorted(stems)
+    assert info["claims"] == len(json.loads((ROOT / "results" / "claims.json").read_text()))
     for stem, (path, n_arms) in info["loaded"].items():
         assert path.startswith(share) and n_arms >= 1, (stem, path)

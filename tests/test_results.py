@@ -151,7 +151,8 @@ def test_reference_cell_is_read_as_a_literal(tmp_path):
         reference.chapter_source("3")
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "results").glob("*.json")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(p for p in (ROOT / "results").glob("*.json")
+                                          if p.name != al.ledger.CLAIMS_FILE), ids=lambda p: p.name)
 def test_committed_reference_files_are_valid_and_match_their_chapter(path):
     data = json.loads(path.read_text())
     results.validate(data, source=path.name)
