@@ -36,12 +36,24 @@ working-tree state at the start, command, date, device, versions, wall time, cac
 written with the results.
 
 The cache lives in ``_build/`` and is lost with a fresh clone. So that adding an arm to a
-chapter does not retrain the arms already committed, a run is also taken from the chapter's
-committed results file when that is provably the same run: same data and training settings,
-same arm description and seed, same torch version and device description, the file was
-produced from a clean tree, and ``git diff`` shows no change to ``attn_lesson/`` between the
-file's commit and now (with no uncommitted change there either). The new file's provenance
-lists those runs and the commit that produced them (``reused_from_committed``).
+chapter does not retrain the arms already committed, and so that a chapter that gathers other
+chapters' arms (the attention zoo) does not retrain them either, a run is also taken from a
+committed results file when that is provably the same run. Every ``*.json`` in ``results/`` is
+searched, the chapter's own file first and then the others in sorted order; a file that is not
+a reference file (no ``schema``/``config``/``arms``/``provenance``, or not JSON) is skipped
+silently, and another chapter's file with other data or training settings without a remark.
+An arm is matched by its *description* (the spec, equal as canonical JSON), not its name, and a
+run by its seed; the first file that has a run gives it. A file's runs count only when the data
+and training settings are the same, the torch version and device description (thread count
+included) are the same, the file was produced from a clean tree at a commit present in this
+repository, and the data hash and the arm's training-source hash, recomputed with that commit's
+package (``git archive`` into a temporary folder, imported by a child process:
+:func:`arm_hashes_at`), equal today's. The child processes are the cost, so the hashes are
+computed once per commit, and only for arms whose runs no earlier file offers; only when an
+earlier file's arm then fails its proof are the later files asked again. Kept-model arms are
+never taken from a file. The new file's provenance lists each reused run with the file, the
+commit and the arm's name there (``reused_from_committed``); ``--dry-run`` lists the candidate
+runs per file without proving them (it reads the files and starts no child process).
 """
 from __future__ import annotations
 
