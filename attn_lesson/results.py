@@ -27,6 +27,7 @@ SCHEMA = 1
 RESULTS_ENV = "ATTN_LESSON_RESULTS"
 MIN_REFERENCE_SEEDS = 5
 PROVENANCE_KEYS = ("commit", "command", "date", "device", "torch", "python", "wall_time_s")
+REUSED_KEYS = ("arm", "seed", "file", "commit", "source_arm")
 HISTORY_KEYS = ("seed", "train_loss", "train_acc", "test_loss", "test_acc", "wall_time",
                 "images_per_sec")
 
@@ -122,6 +123,26 @@ class Reference:
         return self.table()
 
 
+def _check_reused(reused, source: str) -> None:
+    """The provenance's ``reused_from_committed``: None; or ``{"runs": [{"arm", "seed", "file",
+    "commit", "source_arm"}, ...]}``, one entry per run taken from a committed results file (the
+    file, its commit, and the arm's name there); or, in files written before runs could come
+    from other chapters' files, ``{"commit": ..., "runs": ["arm / seed s", ...]}`` (the
+    chapter's own file, arms of the same name)."""
+    if reused is None:
+        return
+    runs = reused.get("runs") if isinstance(reused, dict) else None
+    if not isinstance(runs, list) or not runs:
+        raise ValueError(f"{source}: provenance's reused_from_committed must be null or an object "
+                         f"with a non-empty list 'runs', got {reused!r}")
+    if "commit" in reused and all(isinstance(r, str) for r in runs):
+        return                                                       # the old shape
+    for r in runs:
+        if not isinstance(r, dict) or set(r) != set(REUSED_KEYS):
+            raise ValueError(f"{source}: each run of reused_from_committed must hold exactly "
+                             f"{list(REUSED_KEYS)}, got {r!r}")
+
+
 def validate(data: dict, *, source: str = "reference file") -> None:
     """Raise ``ValueError`` naming the first problem with a reference file's contents."""
     if not isinstance(data, dict):
@@ -154,6 +175,7 @@ def validate(data: dict, *, source: str = "reference file") -> None:
             seeds.append(rec["seed"])
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"{source}: arm {name!r} repeats a seed: {seeds}")
+    _check_reused(data["provenance"].get("reused_from_committed"), source)
     kept = data["config"].get("keep_models", [])
     if not isinstance(kept, list) or any(k not in arms for k in kept):
         raise ValueError(f"{source}: config's keep_models must list arms of the file, got {kept!r}")

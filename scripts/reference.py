@@ -36,12 +36,24 @@ working-tree state at the start, command, date, device, versions, wall time, cac
 written with the results.
 
 The cache lives in ``_build/`` and is lost with a fresh clone. So that adding an arm to a
-chapter does not retrain the arms already committed, a run is also taken from the chapter's
-committed results file when that is provably the same run: same data and training settings,
-same arm description and seed, same torch version and device description, the file was
-produced from a clean tree, and ``git diff`` shows no change to ``attn_lesson/`` between the
-file's commit and now (with no uncommitted change there either). The new file's provenance
-lists those runs and the commit that produced them (``reused_from_committed``).
+chapter does not retrain the arms already committed, and so that a chapter that gathers other
+chapters' arms (the attention zoo) does not retrain them either, a run is also taken from a
+committed results file when that is provably the same run. Every ``*.json`` in ``results/`` is
+searched, the chapter's own file first and then the others in sorted order; a file that is not
+a reference file (no ``schema``/``config``/``arms``/``provenance``, or not JSON) is skipped
+silently, and another chapter's file with other data or training settings without a remark.
+An arm is matched by its *description* (the spec, equal as canonical JSON), not its name, and a
+run by its seed; the first file that has a run gives it. A file's runs count only when the data
+and training settings are the same, the torch version and device description (thread count
+included) are the same, the file was produced from a clean tree at a commit present in this
+repository, and the data hash and the arm's training-source hash, recomputed with that commit's
+package (``git archive`` into a temporary folder, imported by a child process:
+:func:`arm_hashes_at`), equal today's. The child processes are the cost, so the hashes are
+computed once per commit, and only for arms whose runs no earlier file offers; only when an
+earlier file's arm then fails its proof are the later files asked again. Kept-model arms are
+never taken from a file. The new file's provenance lists each reused run with the file, the
+commit and the arm's name there (``reused_from_committed``); ``--dry-run`` lists the candidate
+runs per file without proving them (it reads the files and starts no child process).
 """
 from __future__ import annotations
 
@@ -59,6 +71,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -325,56 +338,194 @@ def arm_hashes_at(commit: str, cfg: dict) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def committed_runs(path: Path, cfg: dict, device_desc: str) -> tuple[dict, str | None, str]:
-    """Runs of the committed results file ``path`` that may stand for new runs (see the module
-    docstring): ``({(arm, seed): history record}, commit or None, reason)``. A run is taken when
-    its arm's description is unchanged and the arm's training-source hash and the data hash,
-    recomputed with the package of the file's commit, equal today's."""
+def _canonical(x) -> str:
+    """``x`` as canonical JSON: two descriptions are the same when these strings are equal (a
+    tuple and a list compare equal, as in the run-cache key; 4 and 4.0 do not)."""
+    return json.dumps(x, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class CommittedRun:
+    """A run of a committed results file that may stand for one of today's (arm, seed) runs."""
+
+    record: dict          # the run's history record, as written by results.save
+    file: str             # the results file's name, e.g. "03_senet.json"
+    commit: str           # the commit that file was produced at
+    arm: str              # the arm's name in that file (today's name may differ)
+
+    def provenance(self, arm: str) -> dict:
+        """The entry of ``reused_from_committed["runs"]`` for today's arm ``arm``."""
+        return {"arm": arm, "seed": self.record["seed"], "file": self.file, "commit": self.commit,
+                "source_arm": self.arm}
+
+
+def committed_files(own: Path) -> list[Path]:
+    """Where committed runs are looked for, in order: the chapter's own file ``own`` (listed even
+    when missing, so that its absence is said), then every other ``*.json`` beside it, sorted."""
+    return [own] + sorted(p for p in own.parent.glob("*.json") if p.name != own.name)
+
+
+def _file_candidates(path: Path, cfg: dict, device_desc: str, *, own: bool):
+    """``(file contents, {today's arm: arm in the file}, reason)`` for one committed file: the
+    contents are None when the file's runs cannot stand for this configuration's (the reason
+    says why; None for a file beside the chapter's own that is no reference file, skipped
+    silently). An arm is a candidate when the file holds an arm of the same description (its
+    own name preferred, then the file's order); nothing here is proved about the source."""
     if not path.exists():
-        return {}, None, "no committed file"
+        return None, {}, "no committed file"
     try:
         old = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return None, {}, f"committed file unreadable ({err})" if own else None
+    if not own and not (isinstance(old, dict) and old.get("schema") is not None
+                        and {"config", "arms", "provenance"} <= set(old)):
+        return None, {}, None                  # another kind of file (claims, notes): not ours
+    try:
         results.validate(old, source=str(path))
-    except (ValueError, KeyError, json.JSONDecodeError) as err:
-        return {}, None, f"committed file unreadable ({err})"
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        return None, {}, f"committed file unreadable ({err})"
     prov, ocfg = old["provenance"], old["config"]
     commit = prov.get("commit", "unknown")
     checks = [
-        (ocfg.get("data") == cfg["data"] and ocfg.get("train") == cfg["train"],
+        (_canonical(ocfg.get("data")) == _canonical(cfg["data"])
+         and _canonical(ocfg.get("train")) == _canonical(cfg["train"]),
          "data or training settings differ"),
         (prov.get("torch") == torch.__version__, "torch version differs"),
         (prov.get("device") == device_desc, "device differs"),
         (prov.get("uncommitted_changes") is False, "it was produced from a modified tree"),
         (commit != "unknown" and subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"],
-                                                cwd=ROOT).returncode == 0,
-         f"its commit {commit[:10]} is not in this repository"),
+                                                cwd=ROOT, capture_output=True).returncode == 0,
+         f"its commit {str(commit)[:10]} is not in this repository"),
     ]
     for ok, reason in checks:
         if not ok:
-            return {}, None, reason
-    same = {n: s for n, s in cfg["arms"].items() if ocfg["arms"].get(n) == s and n in old["arms"]}
-    if not same:
-        return {}, commit, "no arm of the committed file is declared unchanged"
-    sub = {**cfg, "arms": same}
-    try:
-        then = arm_hashes_at(commit, sub)
-    except subprocess.CalledProcessError as err:
-        tail = (err.stderr or "").strip().splitlines()[-1:] or ["?"]
-        return {}, None, f"the package of {commit[:10]} cannot rebuild these arms ({tail[0]})"
-    now = arm_hashes(sub)
-    if then["data"] != now["data"]:
-        return {}, None, f"the data generator draws other images than at {commit[:10]}"
-    found, changed = {}, []
-    for name in same:
-        if then["arms"][name] != now["arms"][name]:
-            changed.append(name)
+            return None, {}, reason
+    by_desc: dict[str, list[str]] = {}
+    for name, spec in ocfg.get("arms", {}).items():
+        if name in old["arms"]:
+            by_desc.setdefault(_canonical(spec), []).append(name)
+    cands = {}
+    for name, spec in cfg["arms"].items():
+        there = by_desc.get(_canonical(spec), [])
+        if there:
+            cands[name] = name if name in there else there[0]
+    return old, cands, None
+
+
+def find_committed_runs(cfg: dict, device_desc: str, paths: list[Path], *,
+                        verify: bool = True) -> tuple[dict, list[str]]:
+    """Runs of the committed results files ``paths`` (in order of preference) that may stand for
+    the (arm, seed) runs of ``cfg`` (see the module docstring): ``({(arm, seed): CommittedRun},
+    [one line per file that gives runs or could have, saying what or why not])``. An arm of
+    ``cfg`` is matched by its description, not its name, and a run by its seed; the first file
+    that gives a run wins. With ``verify`` (a real run) a run is taken only when the arm's
+    training-source hash and the data hash, recomputed with the package of the file's commit,
+    equal today's. That costs a child process per commit, so hashes are computed only for the
+    arms a file would give (runs that no earlier file offers), grouped by commit; only when an
+    earlier file's arm then fails its proof are later files asked again. Without ``verify``
+    (``--dry-run``) every candidate counts as proved and nothing is computed."""
+    seeds = set(cfg.get("seeds", []))
+    notes: dict[int, str] = {}
+    files = []                                  # (index, path, contents, {arm: arm there})
+    for i, path in enumerate(paths):
+        old, cands, reason = _file_candidates(path, cfg, device_desc, own=i == 0)
+        if old is None:
+            # beside the chapter's own file, other settings are the rule: not worth a line
+            if reason is not None and (i == 0 or reason != "data or training settings differ"):
+                notes[i] = f"{path.name}: {reason}"
+        elif not cands:
+            if i == 0:
+                notes[i] = f"{path.name}: no arm of the committed file is declared unchanged"
+        else:
+            files.append((i, path, old, cands))
+
+    def pairs(old, there):
+        return {rec["seed"] for rec in old["arms"][there] if not seeds or rec["seed"] in seeds}
+
+    same: dict[tuple[str, str], bool] = {}      # (commit, arm) -> training-source hash unchanged
+    failed: dict[str, str] = {}                 # commit -> why none of its runs can be proved
+    now: dict = {}
+    while True:
+        offered, wanted = set(), {}             # wanted: commit -> {arm: spec} to hash there
+        for _, _, old, cands in files:
+            commit = old["provenance"]["commit"]
+            if commit in failed:
+                continue
+            for name, there in cands.items():
+                offer = {(name, s) for s in pairs(old, there)}
+                known = same.get((commit, name))
+                if known is None and offer - offered:
+                    wanted.setdefault(commit, {})[name] = cfg["arms"][name]
+                if known is not False:
+                    offered |= offer
+        if not wanted:
+            break
+        for commit, arms in wanted.items():
+            if not verify:
+                same.update({(commit, n): True for n in arms})
+                continue
+            if "data" not in now:
+                now["data"] = data_hash(*factory.make_data(cfg["data"]))
+            for n in arms:
+                if n not in now:
+                    now[n] = training_source_hash(arms[n])
+            try:
+                then = arm_hashes_at(commit, {**cfg, "arms": arms})
+            except subprocess.CalledProcessError as err:
+                tail = (err.stderr or "").strip().splitlines()[-1:] or ["?"]
+                failed[commit] = f"the package of {commit[:10]} cannot rebuild these arms ({tail[0]})"
+                continue
+            if then["data"] != now["data"]:
+                failed[commit] = f"the data generator draws other images than at {commit[:10]}"
+                continue
+            same.update({(commit, n): then["arms"][n] == now[n] for n in arms})
+
+    found: dict[tuple[str, int], CommittedRun] = {}
+    for i, path, old, cands in files:
+        commit = old["provenance"]["commit"]
+        if commit in failed:
+            notes[i] = f"{path.name}: {failed[commit]}"
             continue
-        for rec in old["arms"][name]:
-            found[(name, rec["seed"])] = rec
-    why = f"{len(found)} runs reusable from {path.name} (commit {commit[:10]})"
-    if changed:
-        why += f"; training source changed since then for {changed}"
-    return found, commit, why
+        taken, changed, renamed = 0, [], {}
+        for name, there in cands.items():
+            if same.get((commit, name)) is False:
+                changed.append(name)
+                continue
+            if (commit, name) not in same:     # every run it holds came from an earlier file
+                continue
+            wanted_seeds = pairs(old, there)
+            for rec in old["arms"][there]:
+                if rec["seed"] in wanted_seeds and (name, rec["seed"]) not in found:
+                    found[(name, rec["seed"])] = CommittedRun(rec, path.name, commit, there)
+                    taken += 1
+                    if there != name:
+                        renamed[name] = there
+        if not (taken or changed or i == 0):
+            continue
+        notes[i] = (f"{path.name}: {taken} runs reusable (commit {commit[:10]})" if verify else
+                    f"{path.name}: {taken} runs would be reused if their training source is "
+                    f"unchanged since commit {commit[:10]}")
+        if renamed:
+            notes[i] += f", under other names there: {renamed}"
+        if changed:
+            notes[i] += f"; training source changed since then for {changed}"
+    return found, [notes[i] for i in sorted(notes)]
+
+
+def committed_runs(path: Path, cfg: dict, device_desc: str) -> tuple[dict, str | None, str]:
+    """Runs of the one committed results file ``path`` that may stand for new runs (see
+    :func:`find_committed_runs`, which the runner calls on every file): ``({(arm, seed): history
+    record}, commit or None, reason)``. A run is taken when the file holds an arm of the same
+    description, and the arm's training-source hash and the data hash, recomputed with the
+    package of the file's commit, equal today's. The commit is the file's when the file passed
+    the checks that need no hashing (settings, torch, device, clean tree, known commit)."""
+    found, notes = find_committed_runs(cfg, device_desc, [path])
+    why = notes[0].split(": ", 1)[1] if notes else "no run of the committed file is reusable"
+    if found:
+        commit = next(iter(found.values())).commit
+        return {k: r.record for k, r in found.items()}, commit, why
+    old, _, _ = _file_candidates(path, cfg, device_desc, own=True)
+    return {}, (old["provenance"]["commit"] if old is not None else None), why
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -479,9 +630,34 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
         print(f"{chapter}: {len(arms)} arms x {len(seeds)} seeds = {n_runs} runs")
         print(json.dumps(cfg, indent=1))
     if dry_run:
+        if workers.rank == 0:           # cheap: reads the committed files, proves nothing
+            found, notes = find_committed_runs(
+                _reuse_config(cfg, only, keep), device_description(al.get_device()),
+                committed_files(out_dir / f"{chapter}.json"), verify=False)
+            for note in notes:
+                print(f"committed runs: {note}")
+            print(f"committed runs: up to {len(found)} of {n_runs} runs would be reused "
+                  f"({_reused_summary([r.provenance(a) for (a, _), r in found.items()])}); "
+                  f"the training-source and data hashes are checked only by a real run")
         return None
     with workers:
         return _run(ch, chapter, cfg, out_dir, only, keep, workers)
+
+
+def _reuse_config(cfg: dict, only, keep) -> dict:
+    """``cfg`` with only the arms whose runs may come from a committed file: kept-model arms
+    never do (their weights are not committed as runs), and with ``--only`` only those arms."""
+    return {**cfg, "arms": {n: s for n, s in cfg["arms"].items()
+                            if n not in keep and not (only and n not in only)}}
+
+
+def _reused_summary(reused: list[dict]) -> str:
+    """'12 reused: 5 from 03_senet.json, 7 from 07_cbam.json' (or '0 reused')."""
+    per_file: dict[str, int] = {}
+    for r in reused:
+        per_file[r["file"]] = per_file.get(r["file"], 0) + 1
+    return f"{len(reused)} reused" + (": " + ", ".join(f"{n} from {f}" for f, n in per_file.items())
+                                      if per_file else "")
 
 
 def _run(ch, chapter, cfg, out_dir, only, keep, workers) -> Path | None:
@@ -495,9 +671,10 @@ def _run(ch, chapter, cfg, out_dir, only, keep, workers) -> Path | None:
     commit = _git("rev-parse", "HEAD")              # the state the runs start from
     dirty = bool(_git("status", "--porcelain", "--", "attn_lesson", "scripts", f"notebooks/{chapter}.md"))
     CACHE.mkdir(parents=True, exist_ok=True)
-    reusable, old_commit, why = committed_runs(out_dir / f"{chapter}.json", cfg,
-                                               device_description(device))
-    print(f"{workers.prefix}committed runs: {why}")
+    reusable, notes = find_committed_runs(_reuse_config(cfg, only, keep), device_description(device),
+                                          committed_files(out_dir / f"{chapter}.json"))
+    for note in notes:
+        print(f"{workers.prefix}committed runs: {note}")
 
     def cache_path(name, seed):
         return CACHE / f"{run_key(cfg, arms[name], seed, device.type, data_sha)}.json"
@@ -509,7 +686,7 @@ def _run(ch, chapter, cfg, out_dir, only, keep, workers) -> Path | None:
         if path.exists() and (name not in keep or weights.exists()):
             return results.history_from_record(json.loads(path.read_text()), name), "cache"
         if (name, seed) in reusable and name not in keep:
-            return results.history_from_record(reusable[(name, seed)], name), "committed"
+            return results.history_from_record(reusable[(name, seed)].record, name), "committed"
         with _keeping_model() as trained:
             h = factory.train_arm(spec, factory.arm_data(spec, train), test, seed=seed,
                                   label=name, device=device,
@@ -545,13 +722,16 @@ def _run(ch, chapter, cfg, out_dir, only, keep, workers) -> Path | None:
                 _write_atomic(path.with_suffix(".pt"), pt)
             if rec is not None and not path.exists():
                 _write_atomic(path, rec.encode())
-            mine[(name, seed)] = (results.history_from_record(reusable[(name, seed)], name)
+            mine[(name, seed)] = (results.history_from_record(reusable[(name, seed)].record, name)
                                   if where == "committed" else
                                   results.history_from_record(json.loads(rec), name))
     done = {name: al.SeedRuns(name, [mine[(name, seed)] for seed in seeds])
             for name in arms if not (only and name not in only)}
     cached = sum(w == "cache" for w in how.values())
-    reused = [f"{name} / seed {seed}" for (name, seed), w in how.items() if w == "committed"]
+    order = {name: i for i, name in enumerate(arms)}
+    reused = [reusable[(name, seed)].provenance(name)
+              for (name, seed) in sorted(how, key=lambda k: (order[k[0]], k[1]))
+              if how[(name, seed)] == "committed"]
     wall = time.perf_counter() - t0
     if only:
         print(f"trained or found the runs of {only} ({cached} from cache) in {wall:.0f} s; they are "
@@ -582,7 +762,7 @@ def _run(ch, chapter, cfg, out_dir, only, keep, workers) -> Path | None:
         "wall_time_s": round(wall, 1),
         "runs": n_runs,
         "runs_from_cache": cached,
-        "reused_from_committed": {"commit": old_commit, "runs": reused} if reused else None,
+        "reused_from_committed": {"runs": reused} if reused else None,
         "package_source_sha256": src,
         "models": models,
         "threads_per_run": torch.get_num_threads(),
@@ -591,7 +771,7 @@ def _run(ch, chapter, cfg, out_dir, only, keep, workers) -> Path | None:
     path = results.save(out_dir / f"{chapter}.json", chapter, cfg, done, provenance)
     print(results.Reference(chapter, cfg, done, provenance, path).table())
     print(f"wrote {path} in {wall:.0f} s ({cached} of {n_runs} runs from cache, "
-          f"{len(reused)} from the committed file, {workers.world} process(es), "
+          f"{_reused_summary(reused)}, {workers.world} process(es), "
           f"{torch.get_num_threads()} thread(s) each)")
     return path
 

@@ -490,3 +490,214 @@ REFERENCE = {
     md.write_text(md.read_text().replace('["B"]', '["C"]'))
     with pytest.raises(SystemExit, match="keep_models must be a list"):
         reference.run("99", out_dir=tmp_path / "out")
+
+
+SE4 = {"attention": {"name": "se", "reduction": 4}}
+
+
+def runs_of(names, acc=0.90):
+    """Five seeds of each named arm, with test accuracies that tell the files apart."""
+    return {name: SeedRuns(name, [History(name, s, train_loss=[1.0], train_acc=[0.5], test_loss=[0.6],
+                                          test_acc=[acc + 0.01 * i + 0.001 * s]) for s in range(5)])
+            for i, name in enumerate(names)}
+
+
+def other_chapter(folder, name="50_other", arms_cfg=None, acc=0.80, cfg=None, **prov):
+    """A committed-looking results file of another chapter: the same settings as CFG by default,
+    its arms under other names."""
+    arms_cfg = {"plain": {}, "SE (r=4)": SE4} if arms_cfg is None else arms_cfg
+    config = dict(cfg or CFG, arms=arms_cfg)
+    return results.save(folder / f"{name}.json", name, config, runs_of(list(arms_cfg), acc), dict(prov))
+
+
+def clean_prov(desc):
+    head = reference._git("rev-parse", "HEAD")
+    if head == "unknown":
+        pytest.skip("needs a git checkout")
+    return dict(PROV, commit=head, uncommitted_changes=False, torch=torch.__version__, device=desc)
+
+
+def test_runs_of_another_chapters_file_are_reused_by_description(tmp_path):
+    desc = "cpu: test, 2 threads"
+    prov = clean_prov(desc)
+    other_chapter(tmp_path, **prov)
+    (tmp_path / "claims.json").write_text(json.dumps({"claims": [{"chapter": "03", "text": "x"}]}))
+    (tmp_path / "notes.json").write_text("not json at all")
+    (tmp_path / "50_other.models.pt").write_bytes(b"weights")
+    found, notes = reference.find_committed_runs(CFG, desc, reference.committed_files(tmp_path / "77_x.json"))
+    # the hashes recomputed with HEAD's package equal today's (see the test above)
+    assert len(found) == 10, notes
+    run = found[("SE", 3)]
+    assert (run.file, run.arm, run.commit, run.record["seed"]) == ("50_other.json", "SE (r=4)", prov["commit"], 3)
+    assert run.record["test_acc"] == pytest.approx([0.813])
+    assert found[("baseline", 0)].arm == "plain"
+    assert run.provenance("SE") == {"arm": "SE", "seed": 3, "file": "50_other.json",
+                                    "commit": prov["commit"], "source_arm": "SE (r=4)"}
+    # the chapter's own file is said missing; the files that are not reference files say nothing
+    assert notes[0] == "77_x.json: no committed file" and len(notes) == 2, notes
+    assert notes[1].startswith("50_other.json: 10 runs reusable") and "'SE': 'SE (r=4)'" in notes[1]
+
+
+@pytest.mark.parametrize("variant, note", [
+    ("description", None), ("data", None), ("train", None),
+    ("device", "device differs"), ("modified tree", "modified tree"), ("torch", "torch version differs")])
+def test_runs_of_another_file_are_not_reused_unless_provably_the_same(tmp_path, monkeypatch, variant, note):
+    desc = "cpu: test, 2 threads"
+    prov = clean_prov(desc)
+    cfg, arms_cfg = json.loads(json.dumps(CFG)), None
+    if variant == "description":
+        arms_cfg = {"plain, wider": {"widths": [8, 16, 32]}, "SE (r=8)": {"attention": {"name": "se", "reduction": 8}}}
+    elif variant == "data":
+        cfg["data"]["n_train"] = 200
+    elif variant == "train":
+        cfg["train"]["lr"] = 0.01
+    elif variant == "device":
+        prov["device"] = "cuda: some GPU"
+    elif variant == "modified tree":
+        prov["uncommitted_changes"] = True
+    else:
+        prov["torch"] = "0.0"
+    other_chapter(tmp_path, arms_cfg=arms_cfg, cfg=cfg, **prov)
+
+    def no_hashing(*a, **k):
+        raise AssertionError("nothing to prove: no child process should start")
+
+    monkeypatch.setattr(reference, "arm_hashes_at", no_hashing)
+    found, notes = reference.find_committed_runs(CFG, desc, reference.committed_files(tmp_path / "77_x.json"))
+    assert found == {}
+    # another chapter's other settings are the rule and go unsaid; a same-settings file that
+    # cannot serve says why
+    if note is None:
+        assert notes == ["77_x.json: no committed file"]
+    else:
+        assert len(notes) == 2 and notes[1].startswith("50_other.json: ") and note in notes[1], notes
+
+
+def test_the_chapters_own_file_comes_first_and_hashes_are_grouped_by_commit(tmp_path, monkeypatch):
+    desc = "cpu: test, 2 threads"
+    prov = clean_prov(desc)
+    own = results.save(tmp_path / "77_x.json", "77_x", CFG, runs_of(list(CFG["arms"]), 0.95), prov)
+    other_chapter(tmp_path, "03_a", **prov)
+    other_chapter(tmp_path, "05_b", **prov)
+    calls = []
+    now_data = reference.data_hash(*al.arms.make_data(CFG["data"]))
+
+    def counting(commit, cfg):           # today's hashes (the proof itself is tested above)
+        calls.append((commit, sorted(cfg["arms"])))
+        return {"data": now_data, "arms": {n: reference.training_source_hash(s) for n, s in cfg["arms"].items()}}
+
+    monkeypatch.setattr(reference, "arm_hashes_at", counting)
+    found, notes = reference.find_committed_runs(CFG, desc, reference.committed_files(own))
+    assert len(found) == 10 and {r.file for r in found.values()} == {"77_x.json"}, notes
+    assert found[("SE", 2)].record["test_acc"] == pytest.approx([0.962]) and found[("SE", 2)].arm == "SE"
+    # one child process for the one commit, for the own file's arms only: the others offer
+    # nothing the own file lacks
+    assert calls == [(prov["commit"], ["SE", "baseline"])]
+    assert notes == [f"77_x.json: 10 runs reusable (commit {prov['commit'][:10]})"]
+    # the single-file form keeps its shape: ({(arm, seed): record}, commit, reason)
+    records, commit, why = reference.committed_runs(own, CFG, desc)
+    assert commit == prov["commit"] and records[("SE", 2)] == found[("SE", 2)].record
+    assert "10 runs reusable" in why and len(calls) == 2
+
+
+def test_an_arm_whose_own_run_fails_its_proof_comes_from_the_next_file(tmp_path, monkeypatch):
+    desc = "cpu: test, 2 threads"
+    prov = clean_prov(desc)
+    older = reference._git("rev-parse", "HEAD~1")
+    if older == "unknown":
+        pytest.skip("needs two commits")
+    own = results.save(tmp_path / "77_x.json", "77_x", CFG, runs_of(list(CFG["arms"]), 0.95),
+                       dict(prov, commit=older))
+    other_chapter(tmp_path, "03_a", **prov)
+    other_chapter(tmp_path, "04_b", arms_cfg={"SE again": SE4}, **dict(prov, device="cuda: x"))
+    now_data = reference.data_hash(*al.arms.make_data(CFG["data"]))
+    calls = []
+
+    def fake(commit, cfg):               # at the older commit SE trained other code
+        calls.append((commit, sorted(cfg["arms"])))
+        return {"data": now_data, "arms": {n: "then" if (commit, n) == (older, "SE") else
+                                           reference.training_source_hash(s) for n, s in cfg["arms"].items()}}
+
+    monkeypatch.setattr(reference, "arm_hashes_at", fake)
+    found, notes = reference.find_committed_runs(CFG, desc, reference.committed_files(own))
+    assert {k: r.file for k, r in found.items()} == {
+        **{("baseline", s): "77_x.json" for s in range(5)}, **{("SE", s): "03_a.json" for s in range(5)}}
+    assert found[("SE", 0)].arm == "SE (r=4)"
+    assert calls == [(older, ["SE", "baseline"]), (prov["commit"], ["SE"])]
+    assert "training source changed since then for ['SE']" in notes[0]
+    assert notes[1] == f"03_a.json: 5 runs reusable (commit {prov['commit'][:10]}), under other names there: {{'SE': 'SE (r=4)'}}"
+    assert notes[2] == "04_b.json: device differs"
+    # a data generator that draws other images at a commit rules out all of that commit's runs
+    monkeypatch.setattr(reference, "arm_hashes_at", lambda commit, cfg: {
+        "data": "other", "arms": {n: reference.training_source_hash(s) for n, s in cfg["arms"].items()}})
+    found, notes = reference.find_committed_runs(CFG, desc, reference.committed_files(own))
+    assert found == {} and "draws other images" in notes[0] and "draws other images" in notes[1]
+
+
+def test_reused_from_committed_shapes_are_validated(tmp_path):
+    data = json.loads(write(tmp_path).read_text())
+    new = {"runs": [{"arm": "SE", "seed": 0, "file": "03_senet.json", "commit": "a" * 40,
+                     "source_arm": "SE (r=4)"}]}
+    old = {"commit": "a" * 40, "runs": ["SE / seed 0"]}
+    for ok in (None, new, old):
+        data["provenance"]["reused_from_committed"] = ok
+        results.validate(data)
+    for bad in ({"runs": []}, ["SE / seed 0"], {"runs": ["SE / seed 0"]},
+                {"runs": [dict(new["runs"][0], file=None) | {"extra": 1}]},
+                {"runs": [{k: v for k, v in new["runs"][0].items() if k != "source_arm"}]}):
+        data["provenance"]["reused_from_committed"] = bad
+        with pytest.raises(ValueError, match="reused_from_committed"):
+            results.validate(data)
+
+
+TINY_MD = """# tiny
+
+```{code-cell}
+REFERENCE = {
+    "data": {"n_train": 64, "n_test": 32, "seed": 0},
+    "train": {"epochs": 1, "batch_size": 32, "lr": 0.005},
+    "seeds": [0, 1, 2, 3, 4],
+    "arms": {"A": {}, "B": {"attention": {"name": "se", "reduction": 4}}},
+}
+```
+"""
+
+
+def test_a_reference_run_takes_another_chapters_runs_and_names_them(tmp_path, monkeypatch, capsys):
+    md = tmp_path / "99_tiny.md"
+    md.write_text(TINY_MD)
+    cfg = reference.read_reference_config(md)
+    monkeypatch.setattr(reference, "chapter_source", lambda ch: md)
+    monkeypatch.setattr(reference, "CACHE", tmp_path / "cache")
+    out = tmp_path / "out"
+    prov = clean_prov(reference.device_description(al.get_device()))
+    other_chapter(out, "03_a", arms_cfg={"baseline": {}}, cfg=cfg, **prov)
+    other_chapter(out, "07_b", arms_cfg={"SE (r=4)": SE4, "baseline": {}}, cfg=cfg, acc=0.7, **prov)
+    (out / "claims.json").write_text(json.dumps({"schema": "claims/1", "claims": []}))
+
+    def trained(*a, **k):
+        raise AssertionError("every run is committed elsewhere: nothing should train")
+
+    monkeypatch.setattr(al.train, "fit", trained)    # not train_arm: its source is in the hash
+    # the dry run reads the files and proves nothing: no child process
+    real_at = reference.arm_hashes_at
+    monkeypatch.setattr(reference, "arm_hashes_at", lambda *a: pytest.fail("the dry run hashed"))
+    assert reference.run("99", dry_run=True, out_dir=out) is None
+    said = capsys.readouterr().out
+    assert "up to 10 of 10 runs would be reused (10 reused: 5 from 03_a.json, 5 from 07_b.json)" in said
+    monkeypatch.setattr(reference, "arm_hashes_at", real_at)
+    path = reference.run("99", out_dir=out)
+    said = capsys.readouterr().out
+    data = json.loads(path.read_text())
+    results.validate(data)
+    runs = data["provenance"]["reused_from_committed"]["runs"]
+    assert len(runs) == 10 and runs[0] == {"arm": "A", "seed": 0, "file": "03_a.json",
+                                           "commit": prov["commit"], "source_arm": "baseline"}
+    assert runs[5] == {"arm": "B", "seed": 0, "file": "07_b.json", "commit": prov["commit"],
+                       "source_arm": "SE (r=4)"}
+    assert data["arms"]["B"][2]["test_acc"] == pytest.approx([0.702])
+    assert data["arms"]["A"][2]["test_acc"] == pytest.approx([0.802])
+    assert "10 reused: 5 from 03_a.json, 5 from 07_b.json" in said.splitlines()[-1]
+    # a kept arm is never taken from a file (its weights are not there)
+    assert set(reference._reuse_config(dict(cfg, keep_models=["B"]), None, ["B"])["arms"]) == {"A"}
+    assert set(reference._reuse_config(cfg, ["B"], [])["arms"]) == {"B"}
