@@ -84,10 +84,27 @@ sys.path.insert(0, os.environ.get("ATTN_LESSON_PACKAGE_ROOT", str(ROOT)))
 import attn_lesson as al  # noqa: E402
 from attn_lesson import results  # noqa: E402
 
-try:                                   # the arm factory (it lived in results.py until chapter 15)
+# the arm factory (it lived in results.py until chapter 15). An old commit's package has no
+# arms.py; test for the file, because an editable install's import hook would otherwise find
+# today's arms.py and mix it with the old package.
+if (Path(al.__file__).resolve().parent / "arms.py").exists():
     from attn_lesson import arms as factory  # noqa: E402
-except ImportError:                    # an old commit's package, imported to hash its arms
+else:                                  # an old commit's package, imported to hash its arms
     factory = results
+
+
+def make_data(data: dict):
+    """Train and test sets of a reference configuration's ``data``, with the package imported.
+    Packages from before the arm factory had no ``make_data``: their reference runs drew
+    classification data with ``cluttered_digits`` exactly as below."""
+    if hasattr(factory, "make_data"):
+        return factory.make_data(data)
+    d = dict(data)
+    n_train, n_test, seed = d.pop("n_train"), d.pop("n_test"), d.pop("seed", 0)
+    if d.pop("task", "classification") != "classification":
+        raise ValueError(f"data task must be 'classification' for a package without make_data, got {data!r}")
+    return (al.cluttered_digits(n_train, "train", seed=seed, **d),
+            al.cluttered_digits(n_test, "test", seed=seed, **d))
 
 CACHE = ROOT / "_build" / "reference_cache"
 CELL_RE = re.compile(r"```\{code-cell\}[^\n]*\n(REFERENCE = \{.*?)\n```", re.S)
@@ -320,7 +337,7 @@ def device_description(device: torch.device) -> str:
 def arm_hashes(cfg: dict) -> dict:
     """``{"arms": {arm: training_source_hash}, "data": data_hash}`` with the package this process
     imported (see ``ATTN_LESSON_PACKAGE_ROOT``)."""
-    train, test = factory.make_data(cfg["data"])
+    train, test = make_data(cfg["data"])
     return {"arms": {name: training_source_hash(spec) for name, spec in cfg["arms"].items()},
             "data": data_hash(train, test)}
 
@@ -465,7 +482,7 @@ def find_committed_runs(cfg: dict, device_desc: str, paths: list[Path], *,
                 same.update({(commit, n): True for n in arms})
                 continue
             if "data" not in now:
-                now["data"] = data_hash(*factory.make_data(cfg["data"]))
+                now["data"] = data_hash(*make_data(cfg["data"]))
             for n in arms:
                 if n not in now:
                     now[n] = training_source_hash(arms[n])
@@ -664,7 +681,7 @@ def _run(ch, chapter, cfg, out_dir, only, keep, workers) -> Path | None:
     seeds, arms = list(cfg["seeds"]), cfg["arms"]
     n_runs = len(seeds) * len(arms)
     device = workers.device()
-    train, test = factory.make_data(cfg["data"])
+    train, test = make_data(cfg["data"])
     for name, spec in arms.items():
         factory.arm_data(spec, train)        # fail early on an arm's n_train beyond the data
     src, data_sha = _source_hash(), data_hash(train, test)

@@ -701,3 +701,25 @@ def test_a_reference_run_takes_another_chapters_runs_and_names_them(tmp_path, mo
     # a kept arm is never taken from a file (its weights are not there)
     assert set(reference._reuse_config(dict(cfg, keep_models=["B"]), None, ["B"])["arms"]) == {"A"}
     assert set(reference._reuse_config(cfg, ["B"], [])["arms"]) == {"B"}
+
+
+def test_arm_hashes_at_a_commit_before_the_arm_factory_use_that_package_alone():
+    """Chapter 3's reference runs were made (commit 92c7147) before attn_lesson/arms.py existed.
+    The child process must hash with that commit's package alone (not today's arms.py, which an
+    editable install could otherwise import beside it) and draw the data as that package did:
+    the data hash equals today's, the training source (fit, the arm factory) does not."""
+    old = "92c71472"
+    if reference.subprocess.run(["git", "cat-file", "-e", f"{old}^{{commit}}"], cwd=ROOT,
+                                capture_output=True).returncode != 0:
+        pytest.skip("needs the repository's history")
+    cfg = {"data": {"n_train": 200, "n_test": 100, "seed": 0}, "train": dict(CFG["train"]),
+           "seeds": [0], "arms": {"SE": {"attention": {"name": "se", "reduction": 4}}}}
+    then, now = reference.arm_hashes_at(old, cfg), reference.arm_hashes(cfg)
+    assert then["data"] == now["data"]
+    assert then["arms"]["SE"] != now["arms"]["SE"]      # fit and the factory changed since
+    with pytest.raises(ValueError, match="task"):
+        reference.factory, saved = reference.results, reference.factory
+        try:
+            reference.make_data({"task": "segmentation", "n_train": 2, "n_test": 2})
+        finally:
+            reference.factory = saved
