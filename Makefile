@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup book test bench reference sync sync-url clean
+.PHONY: setup book test bench reference ledger sync sync-url clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,10 @@ test: setup
 reference: setup
 	@test -n "$(CH)" || { echo "usage: make reference CH=03 [NPROC=2] [THREADS=1]"; exit 2; }
 	$(BIN)/python scripts/reference.py $(CH) $(if $(NPROC),--nproc=$(NPROC)) $(if $(THREADS),--threads=$(THREADS))
+
+# after a reference file or results/claims.json changes: rewrite the ledger page (book/ledger.md)
+ledger: setup
+	$(BIN)/python scripts/ledger.py
 
 bench: setup
 	$(BIN)/python scripts/benchmark_fit.py

@@ -120,13 +120,51 @@ def _ours(r: dict) -> str:
     return text + (f", MDE {100 * r['mde']:.2f}" if r["ours"] == "not detectable" else "")
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], *, book: bool = False) -> str:
     """A markdown table of a :func:`ledger`: chapter, claim, paper, the paper's number, ours
-    (b − a in points of the metric, 95 % interval; the MDE where not detectable) and the verdict."""
+    (b − a in points of the metric, 95 % interval; the MDE where not detectable) and the verdict.
+    ``book=True`` writes the chapter as a link to its page and the paper as a citation (MyST)."""
     head = ["chapter", "claim", "paper", "paper's number", "ours, b − a (points)", "verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["chapter"], r["claim"], r["paper"], r["paper_number"],
-                 f"{_ours(r)} ({r['metric']})", r["ours"]]
+        chapter = f"{{doc}}`{r['chapter'][:2]} <../notebooks/{r['chapter']}>`" if book else r["chapter"]
+        paper = f"{{cite}}`{r['paper']}`" if book else r["paper"]
+        cells = [chapter, f"{r['claim']} ({r['b']} vs {r['a']})" if book else r["claim"], paper,
+                 r["paper_number"], f"{_ours(r)} ({r['metric']})", r["ours"]]
         lines.append("| " + " | ".join(str(x).replace("|", "/") for x in cells) + " |")
     return "\n".join(lines)
+
+
+PAGE_HEAD = """# The ledger of paper claims
+
+Every claim of a paper that a chapter of this book tests by comparing two arms of its committed
+reference runs, in one table. Nothing here is typed: `scripts/ledger.py` writes this page from
+`results/claims.json` (which claim, which two arms, the paper's number as the chapter quotes it,
+the direction the paper expects) and from the reference files, recomputing every difference,
+interval and verdict with the same comparison the chapters use; a test fails when the page, a
+row's verdict or the chapter's own assert disagree.
+
+**Verdicts.** *Ours* is the difference b − a between the two arms, in points of the chapter's
+metric (accuracy, or mIoU over the digit classes), with its 95 % interval over five seeds, paired
+by seed. *Reproduced*: the interval excludes zero on the side the paper claims. *Contradicted*:
+it excludes zero on the other side (or at all, where the paper claims no difference).
+*Equivalent*: the interval includes zero and two one-sided tests put the difference inside the
+chapter's margin (±0.5 or ±1 point), so any effect is smaller than the margin; for a claim of
+no difference this is the outcome that supports it. *Not detectable*: neither; the minimum
+detectable effect (MDE, at 80 % power) says how large an effect the runs could have seen.
+
+Our runs are small models on generated digits, trained for minutes on a CPU; the papers trained
+large networks on photographs. A verdict says what happens to the paper's claim *here*; each
+chapter discusses why it may differ. Claims that a chapter judges from something other than two
+arms' final scores (maps scored against ground truth, kept models with their glimpses moved, a
+trend over training-set sizes) are in their chapters, not here.
+"""
+
+
+def page(rows: list[dict] | None = None) -> str:
+    """The ledger page of the book (``book/ledger.md``): the explanation, the counts by verdict
+    and the table of :func:`ledger` rows with links and citations."""
+    rows = ledger() if rows is None else rows
+    n = counts(rows)
+    summary = ", ".join(f"{k} {v}" for k, v in n.items())
+    return (PAGE_HEAD + f"\n**{len(rows)} claims:** {summary}.\n\n" + table(rows, book=True) + "\n")

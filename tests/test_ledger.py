@@ -178,3 +178,15 @@ def test_bad_arguments_name_what_is_allowed(tmp_path):
     bad.write_text(json.dumps([{**CLAIMS[0], "verdict": "agrees"}]))
     with pytest.raises(ValueError, match="verdict one of .*got .*'agrees'"):
         ledger.load_claims(bad)
+
+
+def test_the_ledger_page_is_current_and_lists_every_claim(rows):
+    """book/ledger.md is what scripts/ledger.py writes (never edited by hand): one table row per
+    claim, with the counts by verdict, and it is in the book's table of contents."""
+    page = (ROOT / "book" / "ledger.md").read_text(encoding="utf-8")
+    assert page == ledger.page(rows), "book/ledger.md is stale: run `make ledger`"
+    table_rows = [line for line in page.splitlines() if line.startswith("| {doc}")]
+    assert len(table_rows) == len(CLAIMS)
+    for verdict, n in ledger.counts(rows).items():
+        assert f"{verdict} {n}" in page and sum(line.endswith(f"| {verdict} |") for line in table_rows) == n
+    assert "file: book/ledger" in (ROOT / "_toc.yml").read_text()

@@ -129,7 +129,9 @@ def test_no_cross_references_to_chapters_absent_from_the_toc(path):
     assert not problems, f"{path.name}:\n" + "\n".join(problems)
 
 
-def test_the_reference_scanner_catches_what_it_should(tmp_path):
+def test_the_reference_scanner_catches_what_it_should(tmp_path, monkeypatch):
+    # as if Part VI had no caption yet (it has one, for the ledger page, before its chapter 20)
+    monkeypatch.setitem(globals(), "CAPTIONS", CAPTIONS.replace("Part VI:", ""))
     page = tmp_path / "page.md"
     page.write_text("The attention zoo chapter compares every module.\n\nSee Chapter 20 for more.\n\n"
                     "Part VI ranks them by cost.\n")
