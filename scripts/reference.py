@@ -54,6 +54,17 @@ earlier file's arm then fails its proof are the later files asked again. Kept-mo
 never taken from a file. The new file's provenance lists each reused run with the file, the
 commit and the arm's name there (``reused_from_committed``); ``--dry-run`` lists the candidate
 runs per file without proving them (it reads the files and starts no child process).
+
+When the hashes differ (the training code changed since the file was made, as it has since
+chapters 2-9 were run), the runs may still be the same: a change can touch the code without
+touching what a run computes. A single-process run then *replays* such an arm (same data,
+settings, description, torch, device and thread count, clean tree, as above): it trains the
+arm's lowest seed again and takes the other seeds from the file only when that run's losses and
+scores equal the committed ones at every epoch (:func:`same_history`); otherwise it trains them
+all. The provenance lists each replay check (``replayed``: the file, commit, arm there, seed and
+whether it was identical) and the runs taken after it under ``reused_from_committed``. This
+proves the replayed seed the same; for the other seeds it is strong evidence, not a proof (code
+that only some seeds reach would escape it).
 """
 from __future__ import annotations
 
@@ -661,6 +672,40 @@ def run(ch: str, *, dry_run: bool = False, out_dir: Path = ROOT / "results",
         return _run(ch, chapter, cfg, out_dir, only, keep, workers)
 
 
+REPLAY_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+
+def replay_candidates(cfg: dict, device_desc: str, paths: list[Path], taken) -> dict:
+    """``{arm: {seed: CommittedRun}}``: committed runs of arms that :func:`find_committed_runs`
+    gave nothing for, from files with the same data and training settings, arm description,
+    torch version and device description, produced from a clean tree at a commit of this
+    repository, but whose training source may have changed since (so no hash can prove them the
+    same). The runner then *replays* one: it trains the lowest seed again and takes the other
+    seeds from the file only when that run's history is identical, epoch by epoch, to the
+    committed one (:func:`same_history`). The first file that holds a seed wins."""
+    got = {name for name, _ in taken}
+    out: dict[str, dict[int, CommittedRun]] = {}
+    for i, path in enumerate(paths):
+        old, cands, _ = _file_candidates(path, cfg, device_desc, own=i == 0)
+        if old is None:
+            continue
+        for name, there in cands.items():
+            if name in got:
+                continue
+            for rec in old["arms"][there]:
+                if rec["seed"] in cfg["seeds"]:
+                    out.setdefault(name, {}).setdefault(
+                        rec["seed"], CommittedRun(rec, path.name, old["provenance"]["commit"], there))
+    return out
+
+
+def same_history(h, record: dict) -> bool:
+    """Whether a run's losses and scores equal a committed record's at every epoch (exactly:
+    the same code on the same device and threads gives the same floats; timings are ignored)."""
+    new = results._history_record(h)
+    return all(list(new[k]) == list(record[k]) for k in REPLAY_KEYS)
+
+
 def _reuse_config(cfg: dict, only, keep) -> dict:
     """``cfg`` with only the arms whose runs may come from a committed file: kept-model arms
     never do (their weights are not committed as runs), and with ``--only`` only those arms."""
@@ -692,12 +737,32 @@ def _run(ch, chapter, cfg, out_dir, only, keep, workers) -> Path | None:
                                           committed_files(out_dir / f"{chapter}.json"))
     for note in notes:
         print(f"{workers.prefix}committed runs: {note}")
+    # replay needs one process (a rank would wait for another's replay); so do the committed
+    # runs it can stand for, which one process with the same threads made
+    replay = {} if workers.distributed else {
+        n: r for n, r in replay_candidates(_reuse_config(cfg, only, keep), device_description(device),
+                                           committed_files(out_dir / f"{chapter}.json"), reusable).items()}
+    replayed: dict[str, dict] = {}                  # arm -> the replay check, for the provenance
+    for name, runs in replay.items():
+        print(f"{workers.prefix}committed runs: {name}: seeds {sorted(runs)} in "
+              f"{runs[min(runs)].file} if seed {min(runs)} replays identically")
 
     def cache_path(name, seed):
         return CACHE / f"{run_key(cfg, arms[name], seed, device.type, data_sha)}.json"
 
     def obtain(name, seed):
         """One run's History and where it came from: "cache", "committed" or "trained"."""
+        if name in replay and seed in replay[name] and seed != min(replay[name]):
+            if name not in replayed:                        # replay the lowest seed first
+                s0 = min(replay[name])
+                h0, _ = obtain_run(name, s0)
+                run0 = replay[name][s0]
+                replayed[name] = {**run0.provenance(name), "identical": same_history(h0, run0.record)}
+            if replayed[name]["identical"]:
+                reusable[(name, seed)] = replay[name][seed]
+        return obtain_run(name, seed)
+
+    def obtain_run(name, seed):
         spec, path = arms[name], cache_path(name, seed)
         weights = path.with_suffix(".pt")                   # the trained model, for a kept arm
         if path.exists() and (name not in keep or weights.exists()):
@@ -780,6 +845,7 @@ def _run(ch, chapter, cfg, out_dir, only, keep, workers) -> Path | None:
         "runs": n_runs,
         "runs_from_cache": cached,
         "reused_from_committed": {"runs": reused} if reused else None,
+        "replayed": list(replayed.values()) or None,
         "package_source_sha256": src,
         "models": models,
         "threads_per_run": torch.get_num_threads(),

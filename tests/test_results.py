@@ -723,3 +723,48 @@ def test_arm_hashes_at_a_commit_before_the_arm_factory_use_that_package_alone():
             reference.make_data({"task": "segmentation", "n_train": 2, "n_test": 2})
         finally:
             reference.factory = saved
+
+
+def test_runs_whose_source_changed_are_taken_after_an_identical_replay(tmp_path, monkeypatch, capsys):
+    """When no hash can prove a committed run the same (the training source changed since), the
+    runner trains the arm's lowest seed again and takes the other seeds from the file only if
+    that run's history is identical; a run that differs in any epoch makes it train them all."""
+    md = tmp_path / "99_tiny.md"
+    md.write_text(TINY_MD)
+    cfg = reference.read_reference_config(md)
+    monkeypatch.setattr(reference, "chapter_source", lambda ch: md)
+    desc = reference.device_description(al.get_device())
+    monkeypatch.setattr(reference, "CACHE", tmp_path / "cache0")
+    made = json.loads(reference.run("99", out_dir=tmp_path / "made").read_text())   # real runs
+    real = {name: SeedRuns(name, [results.history_from_record(r, name) for r in recs])
+            for name, recs in made["arms"].items()}
+
+    def commit_as(name, runs):          # a clean committed file of another chapter, other arm names
+        out = tmp_path / "out"
+        results.save(out / f"{name}.json", name, dict(cfg, arms={"plain": {}, "SE (r=4)": SE4}),
+                     {"plain": SeedRuns("plain", runs["A"].histories),
+                      "SE (r=4)": SeedRuns("SE (r=4)", runs["B"].histories)}, clean_prov(desc))
+        return out
+
+    calls = []
+    real_fit = al.train.fit
+    monkeypatch.setattr(al.train, "fit", lambda model, *a, **k: calls.append(k.get("seed")) or real_fit(model, *a, **k))
+    monkeypatch.setattr(reference, "find_committed_runs", lambda *a, **k: ({}, []))   # no hash proof
+    for i, (runs, trained, identical) in enumerate([
+            (real, 2, True),                                    # replays seed 0 of A and of B
+            ({**real, "A": SeedRuns("A", [History("A", h.seed, h.train_loss, h.train_acc, h.test_loss,
+                                                  [h.test_acc[0] + (1e-6 if h.seed == 0 else 0)])
+                                          for h in real["A"].histories])}, 6, False)]):
+        out = commit_as("03_a", runs)
+        monkeypatch.setattr(reference, "CACHE", tmp_path / f"cache{i + 1}")
+        calls.clear()
+        data = json.loads(reference.run("99", out_dir=out).read_text())
+        assert len(calls) == trained, calls
+        checks = {c["arm"]: c for c in data["provenance"]["replayed"]}
+        assert checks["B"]["identical"] and checks["A"]["identical"] is identical
+        assert checks["A"]["file"] == "03_a.json" and checks["A"]["source_arm"] == "plain"
+        reused = data["provenance"]["reused_from_committed"]["runs"]
+        assert sorted((r["arm"], r["seed"]) for r in reused) == \
+            [(a, s) for a in (["A", "B"] if identical else ["B"]) for s in (1, 2, 3, 4)]
+        for name in ("A", "B"):
+            assert [r["test_acc"] for r in data["arms"][name]] == [r["test_acc"] for r in made["arms"][name]]
