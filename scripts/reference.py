@@ -758,6 +758,9 @@ def _run(ch, chapter, cfg, out_dir, only, keep, workers) -> Path | None:
                 h0, _ = obtain_run(name, s0)
                 run0 = replay[name][s0]
                 replayed[name] = {**run0.provenance(name), "identical": same_history(h0, run0.record)}
+                print(f"  {workers.prefix}replay of {name} seed {s0} against {run0.file}: "
+                      + ("identical, seeds " + str(sorted(set(replay[name]) - {s0})) + " taken from it"
+                         if replayed[name]["identical"] else "different, every seed trained"), flush=True)
             if replayed[name]["identical"]:
                 reusable[(name, seed)] = replay[name][seed]
         return obtain_run(name, seed)
