@@ -13,12 +13,15 @@ dual-attention head, for per-pixel classes; attention to scale), ``stats``
 ``arms`` (build and train one arm of a chapter's reference runs),
 ``vit`` (Vision Transformer: patch embedding, multi-head self-attention, encoder blocks; the
 rollout of its attention is in ``maps``), ``glimpse`` (RAM: hard attention by REINFORCE),
-``caption`` (Show, Attend and Tell: an attention LSTM that reads a digit sequence), ``ddp``
+``caption`` (Show, Attend and Tell: an attention LSTM that reads a digit sequence), ``sanity``
+(sanity checks of maps by model-parameter randomisation, Adebayo et al.; its map functions
+use Captum), ``ddp``
 (data-parallel training of a small course model, the script ``torchrun`` launches in the
 appendix: ``python -m attn_lesson.ddp``; import it as ``from attn_lesson import ddp``, the
 package does not load it).
 """
-from . import arms, caption, ledger, residual, results, segment, selfattn, stn, vit, viz
+from . import (arms, caption, ledger, residual, results, sanity, segment, selfattn, stn, vit,
+               viz)
 from .channel import ECAModule, SEModule, SKAttention, SKConv, eca, eca_kernel_size, se, sk
 from .ltpa import LTPANet, LTPAttention
 from .residual import AttentionModule, ResidualAttentionNet, SoftMaskBranch
@@ -50,7 +53,7 @@ __all__ = [
     "pointing_game", "receptive_field", "spatial_gate",
     "EncoderBlock", "MultiHeadSelfAttention", "PatchEmbed", "ViT", "attention_rollout",
     "cls_rollout_map", "conv_stem", "mhsa_flops", "vit",
-    "Comparison", "compare", "results", "ledger", "arms", "caption",
+    "Comparison", "compare", "results", "ledger", "arms", "caption", "sanity",
     "BatchIterator", "BasicBlock", "CostTable", "DataUnavailableError", "DigitSet", "ECAModule",
     "History", "Profile", "ResNetBackbone", "SEModule", "SKAttention", "SKConv", "SeedRuns",
     "cluttered_digits", "conv_bn_relu", "cost_table", "count_flops", "count_params", "eca",
