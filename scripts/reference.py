@@ -310,11 +310,16 @@ def data_hash(*sets) -> str:
 
 
 def run_key(cfg: dict, spec: dict, seed: int, device_type: str, data_sha: str) -> str:
-    """Cache key of one (arm, seed) run; ``data_sha`` is :func:`data_hash` of train and test."""
-    return hashlib.sha256(json.dumps(
-        {"data": cfg["data"], "data_sha256": data_sha, "train": cfg["train"], "arm": spec,
-         "seed": seed, "src": training_source_hash(spec), "torch": torch.__version__,
-         "device": device_type}, sort_keys=True).encode()).hexdigest()[:24]
+    """Cache key of one (arm, seed) run; ``data_sha`` is :func:`data_hash` of train and test.
+    On a CPU the key holds the torch thread count of this process too: a run's floats depend on
+    it, and the results file records it in its device description, so a run trained with one
+    thread must not be taken from the cache by a process with two."""
+    key = {"data": cfg["data"], "data_sha256": data_sha, "train": cfg["train"], "arm": spec,
+           "seed": seed, "src": training_source_hash(spec), "torch": torch.__version__,
+           "device": device_type}
+    if device_type == "cpu":
+        key["threads"] = torch.get_num_threads()
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
 
 
 class _keeping_model:

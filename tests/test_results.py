@@ -768,3 +768,18 @@ def test_runs_whose_source_changed_are_taken_after_an_identical_replay(tmp_path,
             [(a, s) for a in (["A", "B"] if identical else ["B"]) for s in (1, 2, 3, 4)]
         for name in ("A", "B"):
             assert [r["test_acc"] for r in data["arms"][name]] == [r["test_acc"] for r in made["arms"][name]]
+
+
+def test_the_run_cache_key_holds_the_cpu_thread_count():
+    """A run's floats depend on the threads it used, and the results file records them: a run
+    cached by a one-thread process is not the run of a two-thread one."""
+    cfg = {"data": {"n_train": 10}, "train": {"epochs": 1}}
+    before = torch.get_num_threads()
+    try:
+        keys = []
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            keys.append((reference.run_key(cfg, {}, 0, "cpu", "d"), reference.run_key(cfg, {}, 0, "cuda", "d")))
+    finally:
+        torch.set_num_threads(before)
+    assert keys[0][0] != keys[1][0] and keys[0][1] == keys[1][1]
