@@ -739,8 +739,8 @@ def test_runs_whose_source_changed_are_taken_after_an_identical_replay(tmp_path,
     real = {name: SeedRuns(name, [results.history_from_record(r, name) for r in recs])
             for name, recs in made["arms"].items()}
 
-    def commit_as(name, runs):          # a clean committed file of another chapter, other arm names
-        out = tmp_path / "out"
+    def commit_as(name, runs, i):       # a clean committed file of another chapter, other arm names
+        out = tmp_path / f"out{i}"      # per case: the first run's own file stays out of the second
         results.save(out / f"{name}.json", name, dict(cfg, arms={"plain": {}, "SE (r=4)": SE4}),
                      {"plain": SeedRuns("plain", runs["A"].histories),
                       "SE (r=4)": SeedRuns("SE (r=4)", runs["B"].histories)}, clean_prov(desc))
@@ -755,7 +755,7 @@ def test_runs_whose_source_changed_are_taken_after_an_identical_replay(tmp_path,
             ({**real, "A": SeedRuns("A", [History("A", h.seed, h.train_loss, h.train_acc, h.test_loss,
                                                   [h.test_acc[0] + (1e-6 if h.seed == 0 else 0)])
                                           for h in real["A"].histories])}, 6, False)]):
-        out = commit_as("03_a", runs)
+        out = commit_as("03_a", runs, i)
         monkeypatch.setattr(reference, "CACHE", tmp_path / f"cache{i + 1}")
         calls.clear()
         data = json.loads(reference.run("99", out_dir=out).read_text())
