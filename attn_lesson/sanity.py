@@ -198,11 +198,9 @@ def independent(model: nn.Module, *, seed: int, order=None) -> Iterator[tuple[st
 # Similarity of maps
 # ----------------------------------------------------------------------------------------
 def _average_ranks(v: torch.Tensor) -> torch.Tensor:
-    """Ranks 1..m along dim 1, ties given their average rank (scipy.stats.rankdata's default)."""
-    s = v.sort(1).values.contiguous()
-    below = torch.searchsorted(s, v.contiguous(), right=False)   # values < v
-    upto = torch.searchsorted(s, v.contiguous(), right=True)     # values <= v
-    return (below + upto + 1).to(torch.float64) / 2
+    """Ranks 1..m along dim 1, ties given their average rank (scipy's rankdata)."""
+    from scipy.stats import rankdata
+    return torch.from_numpy(rankdata(v.numpy(), axis=1)).to(torch.float64)
 
 
 def rank_similarity(a, b, *, absolute: bool = False) -> torch.Tensor:
