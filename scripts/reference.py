@@ -122,11 +122,15 @@ CELL_RE = re.compile(r"```\{code-cell\}[^\n]*\n(REFERENCE = \{.*?)\n```", re.S)
 
 
 def chapter_source(ch: str) -> Path:
+    """``notebooks/NN_*.md``, or, for a chapter not yet in the book, ``drafts/NN_*.md`` (a draft
+    whose reference runs are still being made; the run cache does not depend on where the
+    REFERENCE is read from, so runs made from the draft count once it moves to notebooks/)."""
     if not re.fullmatch(r"\d\d", ch):
         raise SystemExit(f"CH must be a two-digit chapter number such as 03, got {ch!r}")
-    found = sorted((ROOT / "notebooks").glob(f"{ch}_*.md"))
+    found = (sorted((ROOT / "notebooks").glob(f"{ch}_*.md"))
+             or sorted(p for p in (ROOT / "drafts").glob(f"{ch}_*.md") if not p.stem.endswith("_plan")))
     if not found:
-        raise SystemExit(f"no chapter source notebooks/{ch}_*.md")
+        raise SystemExit(f"no chapter source notebooks/{ch}_*.md (nor a draft drafts/{ch}_*.md)")
     return found[0]
 
 
@@ -342,6 +346,21 @@ class _keeping_model:
     def __exit__(self, *exc):
         al.train.fit = self.fit
         return False
+
+
+def machine_description() -> str:
+    """The processor a run was trained on, e.g. 'Intel(R) Xeon(R) Processor (family 6 model 207),
+    2 threads': the same code, seed and thread count can round differently on another model."""
+    info = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            k, _, v = line.partition(":")
+            info.setdefault(k.strip(), v.strip())
+    except OSError:
+        pass
+    name = info.get("model name") or platform.processor() or platform.machine()
+    model = f" (family {info['cpu family']} model {info['model']})" if "model" in info else ""
+    return f"{name}{model}, {torch.get_num_threads()} threads"
 
 
 def device_description(device: torch.device) -> str:
@@ -736,7 +755,9 @@ def _run(ch, chapter, cfg, out_dir, only, keep, workers) -> Path | None:
         factory.arm_data(spec, train)        # fail early on an arm's n_train beyond the data
     src, data_sha = _source_hash(), data_hash(train, test)
     commit = _git("rev-parse", "HEAD")              # the state the runs start from
-    dirty = bool(_git("status", "--porcelain", "--", "attn_lesson", "scripts", f"notebooks/{chapter}.md"))
+    md = chapter_source(ch)                         # notebooks/ or drafts/
+    dirty = bool(_git("status", "--porcelain", "--", "attn_lesson", "scripts",
+                      str(md.relative_to(ROOT)) if md.is_relative_to(ROOT) else f"notebooks/{chapter}.md"))
     CACHE.mkdir(parents=True, exist_ok=True)
     reusable, notes = find_committed_runs(_reuse_config(cfg, only, keep), device_description(device),
                                           committed_files(out_dir / f"{chapter}.json"))
@@ -784,7 +805,9 @@ def _run(ch, chapter, cfg, out_dir, only, keep, workers) -> Path | None:
         if name in keep:                                    # the weights first: the json marks a whole run
             _write_atomic(weights, _state_bytes({k: v.detach().cpu()
                                                  for k, v in trained[-1].state_dict().items()}))
-        _write_atomic(path, json.dumps(results._history_record(h)).encode())
+        _write_atomic(path, json.dumps({**results._history_record(h), "trained_on": machine_description(),
+                                        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                        "commit": commit}).encode())
         return h, "trained"
 
     t0 = time.perf_counter()
@@ -859,6 +882,15 @@ def _run(ch, chapter, cfg, out_dir, only, keep, workers) -> Path | None:
         "threads_per_run": torch.get_num_threads(),
         "processes": workers.world,
     }
+    if CACHE != ROOT / "_build" / "reference_cache":   # runs trained over several sittings
+        provenance["run_cache"] = str(CACHE.relative_to(ROOT) if CACHE.is_relative_to(ROOT) else CACHE)
+    machines: dict[str, int] = {}          # where the cached runs were trained (float rounding differs)
+    for (name, seed), where in how.items():
+        if where == "cache":
+            m = json.loads(cache_path(name, seed).read_text()).get("trained_on", "not recorded")
+            machines[m] = machines.get(m, 0) + 1
+    if machines:
+        provenance["cached_runs_trained_on"] = machines
     path = results.save(out_dir / f"{chapter}.json", chapter, cfg, done, provenance)
     print(results.Reference(chapter, cfg, done, provenance, path).table())
     print(f"wrote {path} in {wall:.0f} s ({cached} of {n_runs} runs from cache, "
@@ -884,6 +916,7 @@ def torchrun_command(argv: list[str], nproc: int) -> list[str]:
 
 
 def main(argv=None) -> int:
+    global CACHE
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("chapter", nargs="?", help="two-digit chapter number, e.g. 03")
     ap.add_argument("--dry-run", action="store_true", help="print the configuration and exit")
@@ -897,8 +930,17 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=_positive_int, metavar="T",
                     help="torch threads per process (default: torch's; torchrun sets 1 when "
                          "OMP_NUM_THREADS is unset); recorded in the provenance")
+    ap.add_argument("--cache", metavar="DIR",
+                    help="the run cache (default _build/reference_cache/, ignored by git). A "
+                         "chapter whose runs take longer than one sitting can be trained arm by "
+                         "arm with --only into a folder that is committed after each arm (e.g. "
+                         "drafts/20_runs); the final run without --only, with the same --cache, "
+                         "writes the file from it. A cached run is used only when its key (data, "
+                         "settings, arm, seed, torch, device, threads, training source) matches")
     ap.add_argument("--arm-hashes", metavar="CONFIG_JSON", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.cache:
+        CACHE = (Path.cwd() / args.cache).resolve()
     if args.arm_hashes:
         print(json.dumps(arm_hashes(json.loads(args.arm_hashes))))
         return 0

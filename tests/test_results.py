@@ -437,6 +437,43 @@ REFERENCE = {
     results.validate(data)
 
 
+def test_a_draft_chapter_is_trained_arm_by_arm_into_a_chosen_cache(tmp_path, monkeypatch):
+    """A chapter not yet in the book is read from drafts/; --cache puts its runs in a folder that
+    can be committed between sittings, and the final run records where they came from."""
+    root = tmp_path / "repo"
+    (root / "drafts").mkdir(parents=True)
+    (root / "notebooks").mkdir()
+    (root / "drafts" / "97_tiny_plan.md").write_text("a plan, not a chapter")
+    monkeypatch.setattr(reference, "ROOT", root)
+    with pytest.raises(SystemExit, match="nor a draft drafts/97_"):
+        reference.chapter_source("97")
+    md = root / "drafts" / "97_tiny.md"
+    md.write_text("""# tiny
+
+```{code-cell}
+REFERENCE = {
+    "data": {"n_train": 64, "n_test": 32, "seed": 0},
+    "train": {"epochs": 1, "batch_size": 32, "lr": 0.005},
+    "seeds": [0, 1, 2, 3, 4],
+    "arms": {"A": {}},
+}
+```
+""")
+    assert reference.chapter_source("97") == md
+    monkeypatch.setattr(reference, "_git", lambda *a: "0" * 40 if a[0] == "rev-parse" else "")
+    monkeypatch.setattr(reference, "CACHE", reference.CACHE)    # main() rebinds it; restore after
+    monkeypatch.chdir(root)
+    out = root / "results"
+    assert reference.main(["97", "--only", "A", "--cache", "drafts/97_runs"]) == 0
+    assert len(list((root / "drafts" / "97_runs").glob("*.json"))) == 5 and not out.exists()
+    assert reference.CACHE == root / "drafts" / "97_runs"
+    path = reference.run("97", out_dir=out)              # the file, from the committed folder
+    data = json.loads(path.read_text())
+    assert data["provenance"]["runs_from_cache"] == 5
+    assert data["provenance"]["run_cache"] == "drafts/97_runs"
+    assert data["provenance"]["cached_runs_trained_on"] == {reference.machine_description(): 5}
+    results.validate(data)
+
 def test_run_cache_key_of_an_fcn_arm_covers_the_upsampling_it_calls():
     files = reference.training_files({"model": "fcn", "head": "pam"})
     assert {"segment.py", "selfattn.py", "maps.py", "train.py"} <= set(files)
