@@ -122,3 +122,36 @@ def cost_table(models: dict[str, nn.Module], inputs, *, baseline: str | None = N
         if latency:
             r["latency_ratio"] = r["latency_ms"] / base["latency_ms"]
     return CostTable(rows, baseline)
+
+
+def pareto_front(costs: dict[str, float], better) -> list[str]:
+    """The names of ``costs`` on the accuracy-against-cost front, cheapest first.
+
+    ``costs``: ``{name: cost}`` (lower is better: FLOPs, parameters, latency). ``better``:
+    ``{name: score}`` (higher is better), or a relation ``better(a, b) -> bool`` that says
+    whether ``a`` is *detectably* better than ``b`` (e.g. a comparison's interval above 0).
+    ``a`` dominates ``b`` when it costs no more and is better, or costs less and is not
+    worse (``not better(b, a)``); the front is every name nothing dominates. With a relation
+    built from intervals, an arm that costs more than another without being detectably better
+    is off the front: its extra cost buys nothing the runs can see.
+    """
+    if not isinstance(costs, dict) or not costs:
+        raise ValueError(f"costs must be a non-empty dict of name -> cost, got {costs!r}")
+    for name, c in costs.items():
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not c == c:
+            raise ValueError(f"costs[{name!r}] must be a number, got {c!r}")
+    if isinstance(better, dict):
+        missing = sorted(set(costs) - set(better))
+        if missing:
+            raise ValueError(f"better must give a score for every name of costs; missing {missing}")
+        scores = better
+        better = lambda a, b: scores[a] > scores[b]   # noqa: E731
+    elif not callable(better):
+        raise ValueError(f"better must be a dict of scores or a function (a, b) -> bool, got "
+                         f"{type(better).__name__}")
+
+    def dominates(a, b):
+        return (costs[a] <= costs[b] and better(a, b)) or (costs[a] < costs[b] and not better(b, a))
+
+    front = [n for n in costs if not any(dominates(m, n) for m in costs if m != n)]
+    return sorted(front, key=lambda n: costs[n])

@@ -325,3 +325,160 @@ def cls_rollout_map(model_or_attentions, grid=None, *, head_fusion: str = "mean"
         raise ValueError(f"grid {tuple(grid)} gives {grid[0] * grid[1]} patches + 1 class token, but "
                          f"the attentions have T = {joint.shape[-1]} tokens")
     return joint[:, 0, 1:].reshape(-1, grid[0], grid[1])
+
+
+# ----------------------------------------------------------------------------------------
+# Every module's own maps, by family (chapter 20's zoo)
+# ----------------------------------------------------------------------------------------
+def query_cells(boxes, image_size, grid) -> torch.Tensor:
+    """Per image, the flat index ``i * w + j`` of the ``(h, w)`` feature cell nearest the centre
+    of its box, with cell ``(i, j)`` centred on pixel ``(s_y i, s_x j)`` (``anchor="stride"``,
+    ``s = H / h``): the query whose attention row a pairwise module's map shows. ``boxes=None``
+    takes the image centre for every image (then ``boxes`` gives only the batch size: pass
+    ``(B, 4)`` or use the centre explicitly)."""
+    H, W = _size(image_size)
+    h, w = _size(grid)
+    boxes = torch.as_tensor(boxes).detach().float().cpu()
+    if boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (B, 4) as (x0, y0, x1, y1), got {tuple(boxes.shape)}")
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2 - 0.5            # box centre in pixel-index coordinates
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2 - 0.5
+    j = torch.round(cx / (W / w)).long().clamp(0, w - 1)
+    i = torch.round(cy / (H / h)).long().clamp(0, h - 1)
+    return i * w + j
+
+
+def _rows(attention: torch.Tensor, cells: torch.Tensor, grid) -> torch.Tensor:
+    """Row ``cells[b]`` of each ``(B, N, N)`` attention matrix, as ``(B, h, w)`` maps."""
+    b = torch.arange(attention.shape[0])
+    return attention.detach().float().cpu()[b, cells].reshape(-1, *grid)
+
+
+class _PassRecorder:
+    """Records the dense attention of every pass of a criss-cross module (its ``forward`` calls
+    ``attend`` once per recurrence and keeps only the last pass in ``last_attention``)."""
+
+    def __init__(self, module):
+        self.module, self.passes = module, []
+
+    def __enter__(self):
+        original = self.module.attend
+
+        def attend(x):
+            out = original(x)
+            self.passes.append(self.module.dense_attention())
+            return out
+        self.module.attend = attend
+        return self
+
+    def __exit__(self, *exc):
+        del self.module.attend                  # back to the class's method
+
+
+def module_maps(model: nn.Module, x: torch.Tensor, boxes=None) -> dict[str, tuple[torch.Tensor, str]]:
+    """Every map a model's attention modules compute for the batch ``x``, from one forward pass
+    in eval mode: ``{name: (maps (B, h, w), anchor)}``, each non-negative and at its own
+    resolution (score it with :func:`localisation_scores` and its ``anchor``).
+
+    * :class:`~attn_lesson.models.ResNetBackbone`: each block's spatial gate (spatial gate,
+      CBAM: ``"gate, stage i"``); each stage-transition module: BAM (``"BAM i (mixed)"``, the
+      channel mean of its map, and ``"BAM i (spatial)"``, the sigmoid of its spatial branch),
+      SAGAN/PAM and non-local (``"attention row, after stage i"``), criss-cross
+      (``"criss-cross rows, after stage i"``: the product of its passes' dense attention, later
+      pass on the left, so that after two passes the row reaches every position), global
+      context (``"context mask, after stage i"``). A pairwise module's map is the attention row
+      of the query cell nearest the centre of each image's box (:func:`query_cells`; the image
+      centre when ``boxes`` is None).
+    * :class:`~attn_lesson.ltpa.LTPANet`: ``"LTPA, stage l"`` (the softmax over positions).
+    * :class:`~attn_lesson.residual.ResidualAttentionNet`: ``"mask, module k"`` (channel mean
+      of soft mask ``M``, modules in forward order).
+    * :class:`~attn_lesson.vit.ViT`: ``"rollout"`` (:func:`cls_rollout_map`; the forward runs
+      with the explicit backend, the model's backend is restored afterwards).
+
+    A model without such modules (the baseline, SE, ECA, SK: channel weights only) gives ``{}``.
+    """
+    from .ltpa import LTPANet
+    from .models import ResNetBackbone
+    from .residual import ResidualAttentionNet
+    from .selfattn import CrissCrossAttention2d, GlobalContext2d, NonLocal2d, SelfAttention2d
+    from .spatial import BAM
+    from .vit import ViT
+
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a batch of images (B, C, H, W), got {got}")
+    image_size = tuple(x.shape[-2:])
+    if boxes is None:
+        H, W = image_size
+        boxes = torch.tensor([[0.0, 0.0, W, H]]).expand(x.shape[0], 4)
+    boxes = torch.as_tensor(boxes).detach().float().cpu()
+    if boxes.shape != (x.shape[0], 4):
+        raise ValueError(f"boxes must have shape (B, 4) = ({x.shape[0]}, 4), got {tuple(boxes.shape)}")
+    was_training = model.training
+    model.eval()
+    out: dict[str, tuple[torch.Tensor, str]] = {}
+    try:
+        with torch.no_grad():
+            if isinstance(model, ViT):
+                backends = [b.attn.backend for b in model.blocks]
+                model.set_backend("explicit")
+                try:
+                    model(x)
+                    out["rollout"] = (cls_rollout_map(model), model.anchor)
+                finally:
+                    for b, kind in zip(model.blocks, backends):
+                        b.attn.backend = kind
+            elif isinstance(model, LTPANet):
+                for level, m in model.attention_maps(x).items():
+                    out[f"LTPA, stage {level}"] = (m[:, 0].float().cpu(), "stride")
+            elif isinstance(model, ResidualAttentionNet):
+                model(x)
+                for k, m in enumerate(model.attention_modules(), start=1):
+                    out[f"mask, module {k}"] = (m.last_mask.mean(1).float().cpu(), "stride")
+            elif isinstance(model, ResNetBackbone):
+                sizes, recorders = {}, []
+                hooks = [t.register_forward_hook(
+                    lambda mod, inp, o, i=i: sizes.__setitem__(i, tuple(o.shape[-2:])))
+                    for i, t in enumerate(model.transitions)]
+                for t in model.transitions:
+                    if isinstance(t, CrissCrossAttention2d):
+                        recorders.append(_PassRecorder(t).__enter__())
+                try:
+                    model(x)
+                finally:
+                    for h in hooks:
+                        h.remove()
+                    for r in recorders:
+                        r.__exit__()
+                for i, stage in enumerate(model.stages, start=1):
+                    gates = [b.attention.last_map for b in stage if getattr(b.attention, "last_map", None) is not None]
+                    for j, g in enumerate(gates):
+                        out[f"gate, stage {i}" + (f", block {j + 1}" if len(gates) > 1 else "")] = (
+                            g[:, 0].float().cpu(), "stride")
+                    t = model.transitions[i - 1]
+                    if isinstance(t, BAM):
+                        out[f"BAM {i} (mixed)"] = (t.last_map[:, 0].float().cpu(), "stride")
+                        out[f"BAM {i} (spatial)"] = (t.last_spatial[:, 0].float().cpu(), "stride")
+                    elif isinstance(t, (SelfAttention2d, NonLocal2d)) and t.last_attention is not None:
+                        grid = sizes[i - 1]
+                        cells = query_cells(boxes, image_size, grid)
+                        out[f"attention row, after stage {i}"] = (_rows(t.last_attention, cells, grid), "stride")
+                    elif isinstance(t, CrissCrossAttention2d):
+                        rec = next(r for r in recorders if r.module is t)
+                        joint = rec.passes[0]
+                        for a in rec.passes[1:]:
+                            joint = a @ joint
+                        grid = sizes[i - 1]
+                        cells = query_cells(boxes, image_size, grid)
+                        out[f"criss-cross rows, after stage {i}"] = (_rows(joint, cells, grid), "stride")
+                    elif isinstance(t, GlobalContext2d) and t.last_attention is not None:
+                        out[f"context mask, after stage {i}"] = (
+                            t.last_attention.float().cpu().reshape(-1, *sizes[i - 1]), "stride")
+            else:
+                raise ValueError(f"model must be a ResNetBackbone, LTPANet, ResidualAttentionNet or "
+                                 f"ViT, got {type(model).__name__}")
+    finally:
+        model.train(was_training)
+    return out

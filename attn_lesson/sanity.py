@@ -76,21 +76,41 @@ def randomisation_order(model: nn.Module) -> list[str]:
 
     For :class:`~attn_lesson.models.ResNetBackbone` (default depths): ``["head", "stages.2.0",
     "stages.1.0", "stages.0.0", "stem"]``, with ``transitions.i`` before stage ``i``'s blocks
-    where a between-stage attention module is present. Other models: top-level children with
-    parameters, last registered first.
+    where a between-stage attention module is present. :class:`~attn_lesson.ltpa.LTPANet`:
+    ``heads``, ``attn``, ``global_fc``, then its backbone block by block (``backbone.stages.2.0``,
+    ...). :class:`~attn_lesson.residual.ResidualAttentionNet`: ``backbone.head``, then per stage
+    from the top its attention modules (``attn.i``, after stage ``i + 1``) above its blocks.
+    :class:`~attn_lesson.vit.ViT`: ``head``, ``norm``, ``blocks.L-1`` ... ``blocks.0``, ``embed``
+    (the class token and position embeddings are parameters of the model itself, in no unit).
+    Other models: top-level children with parameters, last registered first.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    from .ltpa import LTPANet
     from .models import ResNetBackbone
+    from .residual import ResidualAttentionNet
+    from .vit import ViT
+
+    def backbone_order(net, prefix="", between=None):
+        order = [prefix + "head"] if _has_params(net.head) else []
+        for i in reversed(range(len(net.stages))):
+            for name, mod in ([(f"transitions.{i}", net.transitions[i])]
+                              + ([(between(i), None)] if between and between(i) else [])):
+                if mod is None or _has_params(mod):
+                    order.append(name if mod is None else prefix + name)
+            order += [f"{prefix}stages.{i}.{j}" for j in reversed(range(len(net.stages[i])))
+                      if _has_params(net.stages[i][j])]
+        return order + [prefix + "stem"]
 
     if isinstance(model, ResNetBackbone):
-        order = ["head"]
-        for i in reversed(range(len(model.stages))):
-            if _has_params(model.transitions[i]):
-                order.append(f"transitions.{i}")
-            order += [f"stages.{i}.{j}" for j in reversed(range(len(model.stages[i])))
-                      if _has_params(model.stages[i][j])]
-        return order + ["stem"]
+        return backbone_order(model)
+    if isinstance(model, LTPANet):          # classifier, attention estimators, g, then the backbone
+        return ["heads", "attn", "global_fc"] + backbone_order(model.backbone, "backbone.")
+    if isinstance(model, ResidualAttentionNet):     # attention module i sits after stage i + 1
+        return backbone_order(model.backbone, "backbone.",
+                              lambda i: f"attn.{i}" if i < len(model.attn) and _has_params(model.attn[i]) else None)
+    if isinstance(model, ViT):      # cls_token and pos_embed are the model's own: in no unit
+        return ["head", "norm"] + [f"blocks.{k}" for k in reversed(range(len(model.blocks)))] + ["embed"]
     order = [name for name, child in model.named_children() if _has_params(child)]
     if not order:
         raise ValueError(f"model ({type(model).__name__}) has no child module with parameters "
@@ -415,3 +435,29 @@ def captum_gradcam_map(model: nn.Module, x: torch.Tensor, target=None, *,
         a = LayerGradCam(model, layer).attribute(_leaf(x), target=t, relu_attributions=True)
         a = LayerAttribution.interpolate(a, tuple(x.shape[-2:]), interpolate_mode="bilinear")
     return a[:, 0].detach()
+
+
+# ----------------------------------------------------------------------------------------
+# A whole test: the map of the trained model and of every randomisation step
+# ----------------------------------------------------------------------------------------
+SWEEP_MODES = ("cascade", "independent")
+
+
+def sweep(model: nn.Module, fn, *, seed: int, mode: str = "cascade", order=None) -> dict:
+    """``{"trained": fn(model), name: fn(model randomised at step name), ...}`` in the order of
+    ``order`` (default :func:`randomisation_order`): the maps a sanity check compares.
+
+    ``fn(model) -> maps``: any map of a model (e.g. ``lambda m: gradient_map(m, x)``, or one
+    entry of :func:`attn_lesson.maps.module_maps`); every value it returns is kept as it is.
+    ``mode``: ``"cascade"`` (:func:`cascade`, cumulative from the top) or ``"independent"``
+    (:func:`independent`, one block at a time).
+    """
+    if mode not in SWEEP_MODES:
+        raise ValueError(f"mode must be one of {SWEEP_MODES}, got {mode!r}")
+    if not callable(fn):
+        raise ValueError(f"fn must be a function model -> maps, got {type(fn).__name__}")
+    steps = cascade if mode == "cascade" else independent
+    out = {"trained": fn(model)}
+    for name, m in steps(model, seed=seed, order=order):
+        out[name] = fn(m)
+    return out

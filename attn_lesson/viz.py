@@ -198,3 +198,149 @@ def heatmap_grid(arrays, *, row_labels=None, col_labels=None, cmap: str = "virid
     if title:
         fig.suptitle(title)
     return fig
+
+
+def forest(items, *, margin: float | None = None, title: str | None = None):
+    """A forest plot of comparisons: per row, the difference (dot), its 95 % interval (thin
+    line) and the 90 % interval behind the equivalence test (thick), in points, with the
+    ``±margin`` band (a fraction, e.g. 0.005 for ±0.5 points) when given.
+
+    ``items``: ``[(label, comparison)]`` with comparisons from :func:`attn_lesson.compare`."""
+    items = list(items)
+    if not items or any(not hasattr(c, "ci_low") for _, c in items):
+        raise ValueError("items must be a non-empty list of (label, Comparison) pairs")
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(items) + 1.4))
+    for i, (label, c) in enumerate(items):
+        ax.plot([100 * c.ci_low, 100 * c.ci_high], [i, i], color="k", lw=1.2,
+                label="95 % interval" if i == 0 else None)
+        ax.plot([100 * c.eq_ci_low, 100 * c.eq_ci_high], [i, i], color="tab:blue", lw=6, alpha=0.5,
+                label="90 % interval (equivalence test)" if i == 0 else None)
+        ax.plot(100 * c.diff, i, "ko", ms=4)
+    ax.axvline(0, color="grey", lw=0.8)
+    if margin is not None:
+        ax.axvspan(-100 * margin, 100 * margin, color="tab:green", alpha=0.12,
+                   label=f"equivalence margin ±{100 * margin:.1f} points")
+    ax.set_yticks(range(len(items)), [label for label, _ in items])
+    ax.set_xlabel("difference in test accuracy (points)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_ylim(len(items) - 0.5, -0.5)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def map_panel(images, boxes, maps: dict, *, size: float = 1.5, cmap: str = "viridis"):
+    """One row per image: the image with its box, then every map of ``maps`` over it.
+
+    ``maps``: ``{name: (maps (B, h, w), anchor)}`` (as :func:`attn_lesson.maps.module_maps`
+    returns them; a Grad-CAM or gradient map at the input's size uses ``"stride"``). Each panel
+    is scaled to its own map's range (maps of different kinds have different units) and
+    titled with its energy gain (share of the map's mass in the box over the box's share of
+    the image; 1 = chance)."""
+    from .maps import box_area_fraction, box_energy
+
+    images = torch.as_tensor(_np(images))
+    if images.dim() != 4:
+        raise ValueError(f"images must be (B, C, H, W), got {tuple(images.shape)}")
+    boxes = torch.as_tensor(_np(boxes)).float()
+    if boxes.shape != (images.shape[0], 4):
+        raise ValueError(f"boxes must be (B, 4) = ({images.shape[0]}, 4), got {tuple(boxes.shape)}")
+    if not isinstance(maps, dict):
+        raise ValueError(f"maps must be a dict of name -> (maps, anchor), got {type(maps).__name__}")
+    H, W = images.shape[-2:]
+    n, k = images.shape[0], len(maps) + 1
+    fig, axes = plt.subplots(n, k, figsize=(size * k, size * n + 0.4), squeeze=False, layout="constrained")
+    chance = box_area_fraction(boxes, (H, W))
+    for r in range(n):
+        _img(axes[r, 0], images[r])
+        _box(axes[r, 0], boxes[r])
+        if r == 0:
+            axes[r, 0].set_title("image", fontsize=8)
+    for c, (name, (m, anchor)) in enumerate(maps.items(), start=1):
+        m = torch.as_tensor(_np(m)).float()
+        if m.shape[0] != n:
+            raise ValueError(f"maps[{name!r}] has {m.shape[0]} maps for {n} images")
+        up = upsample(m, (H, W), anchor=anchor)
+        gain = box_energy(m.clamp_min(0), boxes, (H, W), anchor=anchor) / chance
+        for r in range(n):
+            ax = axes[r, c]
+            _img(ax, images[r])
+            ax.imshow(up[r].numpy(), cmap=cmap, alpha=0.6)
+            _box(ax, boxes[r], color="white")
+            ax.set_title((f"{name}\n" if r == 0 else "") + f"gain {float(gain[r]):.2f}", fontsize=7)
+    return fig
+
+
+class Explorer:
+    """Pick a module, an image and a randomisation step; see that model's maps over the image.
+
+    ``models``: ``{name: model}``; ``images`` ``(B, C, H, W)`` and ``boxes`` ``(B, 4)``.
+    :meth:`draw` returns the figure for one choice (what the widget shows, usable without a
+    display); :meth:`widget` builds the ipywidgets controls (Jupyter and Colab). The maps are
+    each model's own (:func:`attn_lesson.maps.module_maps`), Grad-CAM where the model has
+    stages, and the plain gradient, each titled with its energy gain."""
+
+    def __init__(self, models: dict, images, boxes, *, seed: int = 0):
+        if not isinstance(models, dict) or not models:
+            raise ValueError("models must be a non-empty dict of name -> model")
+        self.models, self.images, self.boxes, self.seed = models, images, boxes, seed
+
+    def steps(self, name: str) -> list[str]:
+        from .sanity import randomisation_order
+        return ["trained"] + [f"randomised down to {b}" for b in randomisation_order(self.models[name])]
+
+    def maps(self, name: str, image: int, step: str = "trained") -> dict:
+        from .maps import module_maps
+        from .sanity import gradcam_map, gradient_map, randomisation_order, randomised
+
+        if name not in self.models:
+            raise ValueError(f"name must be one of {list(self.models)}, got {name!r}")
+        if not 0 <= image < len(self.images):
+            raise ValueError(f"image must be in [0, {len(self.images)}), got {image!r}")
+        if step not in self.steps(name):
+            raise ValueError(f"step must be one of {self.steps(name)}, got {step!r}")
+        model = self.models[name]
+        if step != "trained":
+            order = randomisation_order(model)
+            k = order.index(step.removeprefix("randomised down to ")) + 1
+            model = randomised(model, order[:k], seed=self.seed)
+        x, b = self.images[image:image + 1], self.boxes[image:image + 1]
+        out = dict(module_maps(model, x, b))
+        if hasattr(model, "stages"):
+            out["Grad-CAM"] = (gradcam_map(model, x), "stride")
+        out["gradient"] = (gradient_map(model, x), "stride")
+        return out
+
+    def draw(self, name: str, image: int, step: str = "trained"):
+        fig = map_panel(self.images[image:image + 1], self.boxes[image:image + 1],
+                        self.maps(name, image, step))
+        fig.suptitle(f"{name}: {step}", fontsize=9)
+        return fig
+
+    def widget(self):
+        import ipywidgets as w
+        from IPython.display import display
+
+        first = next(iter(self.models))
+        module = w.Dropdown(options=list(self.models), value=first, description="module")
+        image = w.IntSlider(min=0, max=len(self.images) - 1, value=0, description="image")
+        step = w.Dropdown(options=self.steps(first), value="trained", description="weights")
+        out = w.Output()
+
+        def redraw(*_):
+            if step.value not in self.steps(module.value):
+                step.options = self.steps(module.value)
+                step.value = "trained"
+                return
+            with out:
+                out.clear_output(wait=True)
+                fig = self.draw(module.value, image.value, step.value)
+                display(fig)
+                plt.close(fig)
+
+        for control in (module, image, step):
+            control.observe(redraw, names="value")
+        redraw()
+        return w.VBox([w.HBox([module, image, step]), out])
