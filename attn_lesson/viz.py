@@ -202,18 +202,22 @@ def heatmap_grid(arrays, *, row_labels=None, col_labels=None, cmap: str = "virid
 
 def forest(items, *, margin: float | None = None, title: str | None = None):
     """A forest plot of comparisons: per row, the difference (dot), its 95 % interval (thin
-    line) and the 90 % interval behind the equivalence test (thick), in points, with the
+    line) and the 90 % interval behind the equivalence test (thick; drawn for every row, with or
+    without a margin, from the comparison's degrees of freedom and standard error), in points, with the
     ``±margin`` band (a fraction, e.g. 0.005 for ±0.5 points) when given.
 
     ``items``: ``[(label, comparison)]`` with comparisons from :func:`attn_lesson.compare`."""
+    from scipy.stats import t as student_t
+
     items = list(items)
     if not items or any(not hasattr(c, "ci_low") for _, c in items):
         raise ValueError("items must be a non-empty list of (label, Comparison) pairs")
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(items) + 1.4))
+    fig, ax = plt.subplots(figsize=(10, 0.6 * len(items) + 1.5))
     for i, (label, c) in enumerate(items):
+        half = student_t.ppf(1 - c.alpha, c.df) * c.se       # the (1 - 2 alpha) interval TOST uses
         ax.plot([100 * c.ci_low, 100 * c.ci_high], [i, i], color="k", lw=1.2,
                 label="95 % interval" if i == 0 else None)
-        ax.plot([100 * c.eq_ci_low, 100 * c.eq_ci_high], [i, i], color="tab:blue", lw=6, alpha=0.5,
+        ax.plot([100 * (c.diff - half), 100 * (c.diff + half)], [i, i], color="tab:blue", lw=6, alpha=0.5,
                 label="90 % interval (equivalence test)" if i == 0 else None)
         ax.plot(100 * c.diff, i, "ko", ms=4)
     ax.axvline(0, color="grey", lw=0.8)
