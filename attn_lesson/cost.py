@@ -83,13 +83,14 @@ class CostTable:
         raise KeyError(name)
 
     def __str__(self) -> str:
-        head = f"{'model':<22}{'params':>12}{'x base':>8}{'MFLOPs':>11}{'x base':>8}"
+        w = max([22] + [len(r["name"]) + 2 for r in self.rows])
+        head = f"{'model':<{w}}{'params':>12}{'x base':>8}{'MFLOPs':>11}{'x base':>8}"
         has_lat = any("latency_ms" in r for r in self.rows)
         if has_lat:
             head += f"{'latency ms':>12}{'x base':>8}"
         lines = [head, "-" * len(head)]
         for r in self.rows:
-            line = (f"{r['name']:<22}{r['params']:>12,}{r['params_ratio']:>8.3f}"
+            line = (f"{r['name']:<{w}}{r['params']:>12,}{r['params_ratio']:>8.3f}"
                     f"{r['flops'] / 1e6:>11.2f}{r['flops_ratio']:>8.3f}")
             if has_lat:
                 line += f"{r['latency_ms']:>12.2f}{r['latency_ratio']:>8.2f}"
