@@ -411,19 +411,25 @@ def test_load_backbone_weights_copies_all_but_the_head_and_the_attention():
         al.load_backbone_weights(al.ResNetBackbone(widths=(8, 16, 32)), source)
 
 
-def test_reference_run_only_fills_the_cache_and_a_full_run_then_reads_it(tmp_path, monkeypatch):
-    md = tmp_path / "99_tiny.md"
-    md.write_text("""# tiny
+def tiny_chapter(md, arms: str):
+    """A chapter source whose REFERENCE trains ``arms`` (a dict literal) for one epoch on 64
+    images with five seeds."""
+    md.write_text(f"""# tiny
 
-```{code-cell}
-REFERENCE = {
-    "data": {"n_train": 64, "n_test": 32, "seed": 0},
-    "train": {"epochs": 1, "batch_size": 32, "lr": 0.005},
+```{{code-cell}}
+REFERENCE = {{
+    "data": {{"n_train": 64, "n_test": 32, "seed": 0}},
+    "train": {{"epochs": 1, "batch_size": 32, "lr": 0.005}},
     "seeds": [0, 1, 2, 3, 4],
-    "arms": {"A": {}, "B": {"attention": {"name": "se", "reduction": 4}}},
-}
+    "arms": {arms},
+}}
 ```
 """)
+    return md
+
+
+def test_reference_run_only_fills_the_cache_and_a_full_run_then_reads_it(tmp_path, monkeypatch):
+    md = tiny_chapter(tmp_path / "99_tiny.md", '{"A": {}, "B": {"attention": {"name": "se", "reduction": 4}}}')
     monkeypatch.setattr(reference, "chapter_source", lambda ch: md)
     monkeypatch.setattr(reference, "CACHE", tmp_path / "cache")
     out = tmp_path / "out"
@@ -447,18 +453,7 @@ def test_a_draft_chapter_is_trained_arm_by_arm_into_a_chosen_cache(tmp_path, mon
     monkeypatch.setattr(reference, "ROOT", root)
     with pytest.raises(SystemExit, match="nor a draft drafts/97_"):
         reference.chapter_source("97")
-    md = root / "drafts" / "97_tiny.md"
-    md.write_text("""# tiny
-
-```{code-cell}
-REFERENCE = {
-    "data": {"n_train": 64, "n_test": 32, "seed": 0},
-    "train": {"epochs": 1, "batch_size": 32, "lr": 0.005},
-    "seeds": [0, 1, 2, 3, 4],
-    "arms": {"A": {}},
-}
-```
-""")
+    md = tiny_chapter(root / "drafts" / "97_tiny.md", '{"A": {}}')
     assert reference.chapter_source("97") == md
     monkeypatch.setattr(reference, "_git", lambda *a: "0" * 40 if a[0] == "rev-parse" else "")
     monkeypatch.setattr(reference, "CACHE", reference.CACHE)    # main() rebinds it; restore after
