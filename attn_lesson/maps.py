@@ -482,3 +482,40 @@ def module_maps(model: nn.Module, x: torch.Tensor, boxes=None) -> dict[str, tupl
     finally:
         model.train(was_training)
     return out
+
+
+def map_unit(model: nn.Module, name: str) -> str:
+    """The unit of :func:`attn_lesson.sanity.randomisation_order` that the map ``name`` of
+    :func:`module_maps` first depends on, from the top: every unit listed before it can be
+    re-initialised without changing the map (it is computed below them). A block's gate
+    ``"gate, stage i[, block j]"`` -> ``"stages.{i-1}.{j-1}"``; a stage-transition module's maps
+    (BAM, attention rows, criss-cross rows, context mask, ``"... after stage i"``) ->
+    ``"transitions.{i-1}"``; LTPA's maps -> ``"attn"`` (its estimators; in ``"pc"`` mode the
+    global feature adds the same number at every position and cancels in the softmax);
+    ``"mask, module k"`` -> the attention modules of the stage that holds module ``k``;
+    ``"rollout"`` -> the top encoder block."""
+    import re
+
+    from .ltpa import LTPANet
+    from .residual import ResidualAttentionNet
+    from .vit import ViT
+
+    m = re.fullmatch(r"gate, stage (\d+)(?:, block (\d+))?", name)
+    if m:
+        return f"stages.{int(m[1]) - 1}.{int(m[2] or 1) - 1}"
+    m = re.fullmatch(r"BAM (\d+) \((?:mixed|spatial)\)|.*, after stage (\d+)", name)
+    if m:
+        return f"transitions.{int(m[1] or m[2]) - 1}"
+    if isinstance(model, LTPANet) and re.fullmatch(r"LTPA, stage \d+", name):
+        return "attn"
+    m = re.fullmatch(r"mask, module (\d+)", name)
+    if isinstance(model, ResidualAttentionNet) and m:
+        k, seen = int(m[1]), 0
+        for i, seq in enumerate(model.attn):
+            seen += len(seq)
+            if k <= seen:
+                return f"attn.{i}"
+    if isinstance(model, ViT) and name == "rollout":
+        return f"blocks.{len(model.blocks) - 1}"
+    raise ValueError(f"name must be a map that module_maps gives for {type(model).__name__}, "
+                     f"got {name!r}")

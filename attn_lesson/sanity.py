@@ -80,8 +80,9 @@ def randomisation_order(model: nn.Module) -> list[str]:
     ``heads``, ``attn``, ``global_fc``, then its backbone block by block (``backbone.stages.2.0``,
     ...). :class:`~attn_lesson.residual.ResidualAttentionNet`: ``backbone.head``, then per stage
     from the top its attention modules (``attn.i``, after stage ``i + 1``) above its blocks.
-    :class:`~attn_lesson.vit.ViT`: ``head``, ``norm``, ``blocks.L-1`` ... ``blocks.0``, ``embed``
-    (the class token and position embeddings are parameters of the model itself, in no unit).
+    :class:`~attn_lesson.vit.ViT`: ``head``, ``norm``, ``blocks.L-1`` ... ``blocks.0``, ``embed``,
+    then the parameters the ViT holds itself, ``pos_embed`` and ``cls_token`` (a unit may be a
+    parameter: see :func:`randomised`).
     Other models: top-level children with parameters, last registered first.
     """
     if not isinstance(model, nn.Module):
@@ -109,8 +110,9 @@ def randomisation_order(model: nn.Module) -> list[str]:
     if isinstance(model, ResidualAttentionNet):     # attention module i sits after stage i + 1
         return backbone_order(model.backbone, "backbone.",
                               lambda i: f"attn.{i}" if i < len(model.attn) and _has_params(model.attn[i]) else None)
-    if isinstance(model, ViT):      # cls_token and pos_embed are the model's own: in no unit
-        return ["head", "norm"] + [f"blocks.{k}" for k in reversed(range(len(model.blocks)))] + ["embed"]
+    if isinstance(model, ViT):      # the class token and position embeddings come in with the stem
+        return (["head", "norm"] + [f"blocks.{k}" for k in reversed(range(len(model.blocks)))]
+                + ["embed", "pos_embed", "cls_token"])
     order = [name for name, child in model.named_children() if _has_params(child)]
     if not order:
         raise ValueError(f"model ({type(model).__name__}) has no child module with parameters "
@@ -134,12 +136,15 @@ def _check_names(model: nn.Module, names) -> list[str]:
         raise ValueError("names must be a non-empty list of module names (e.g. "
                          f"{randomisation_order(model)[:2]}), got {names!r}")
     modules = dict(model.named_modules())
+    params = dict(model.named_parameters())
     allowed = randomisation_order(model)
     for name in names:
+        if isinstance(name, str) and name not in modules and name in params:
+            continue                                   # a parameter as a unit (the ViT's pos_embed)
         if not isinstance(name, str) or not name or name not in modules:
             raise ValueError(f"names holds {name!r}, which is not a sub-module of "
                              f"{type(model).__name__}; allowed: any name of model.named_modules() "
-                             f"other than '', e.g. the blocks {allowed}")
+                             f"other than '' or of model.named_parameters(), e.g. the blocks {allowed}")
         if not _has_params(modules[name]):
             raise ValueError(f"names holds {name!r}, a {type(modules[name]).__name__} without "
                              f"parameters: nothing to randomise; the blocks are {allowed}")
@@ -179,19 +184,24 @@ def randomised(model: nn.Module, names, *, seed: int) -> nn.Module:
     generator per name seeded from ``(seed, name)``). ``model`` itself is not modified.
 
     ``names``: module names as in ``model.named_modules()``, e.g. from
-    :func:`randomisation_order`; a single name may be given as a string.
+    :func:`randomisation_order`; a single name may be given as a string. A name of
+    ``model.named_parameters()`` that is not a module (the ViT's ``pos_embed``, ``cls_token``)
+    re-draws that one parameter by the fallback rule of the module docstring.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     names = _check_names(model, names)
     seed = _check_seed(seed)
     out = copy.deepcopy(model)
-    modules = dict(out.named_modules())
+    modules, params = dict(out.named_modules()), dict(out.named_parameters())
     cuda = sorted({p.device.index or 0 for p in out.parameters() if p.device.type == "cuda"})
     for name in names:
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(_name_seed(seed, name))
-            _reinit(modules[name])
+            if name in modules:
+                _reinit(modules[name])
+            else:                                      # a parameter named as a unit
+                _fallback_init(params[name])
     return out
 
 

@@ -310,7 +310,9 @@ class Explorer:
             order = randomisation_order(model)
             k = order.index(step.removeprefix("randomised down to ")) + 1
             model = randomised(model, order[:k], seed=self.seed)
-        x, b = self.images[image:image + 1], self.boxes[image:image + 1]
+        param = next(model.parameters(), None)               # the images go where the model is
+        x = self.images[image:image + 1].to(param.device if param is not None else "cpu")
+        b = self.boxes[image:image + 1]
         out = dict(module_maps(model, x, b))
         if hasattr(model, "stages"):
             out["Grad-CAM"] = (gradcam_map(model, x), "stride")
@@ -318,7 +320,7 @@ class Explorer:
         return out
 
     def draw(self, name: str, image: int, step: str = "trained"):
-        fig = map_panel(self.images[image:image + 1], self.boxes[image:image + 1],
+        fig = map_panel(self.images[image:image + 1].cpu(), self.boxes[image:image + 1],
                         self.maps(name, image, step))
         fig.suptitle(f"{name}: {step}", fontsize=9)
         return fig

@@ -133,13 +133,19 @@ def test_randomisation_orders_go_block_by_block_from_the_top():
         "backbone.head", "backbone.stages.2.0", "attn.1", "backbone.stages.1.0", "attn.0",
         "backbone.stages.0.0", "backbone.stem"]
     assert sanity.randomisation_order(model("ViT")) == [
-        "head", "norm", "blocks.3", "blocks.2", "blocks.1", "blocks.0", "embed"]
+        "head", "norm", "blocks.3", "blocks.2", "blocks.1", "blocks.0", "embed", "pos_embed", "cls_token"]
     for name in ("LTPA", "RAN", "ViT", "BAM", "SAGAN"):    # the units cover every parameter
         m = model(name)
         mods = dict(m.named_modules())
-        covered = {id(p) for u in sanity.randomisation_order(m) for p in mods[u].parameters()}
-        left = {n for n, p in m.named_parameters() if id(p) not in covered}
-        assert left == ({"cls_token", "pos_embed"} if name == "ViT" else set()), name
+        params = dict(m.named_parameters())
+        covered = {id(p) for u in sanity.randomisation_order(m)
+                   for p in (mods[u].parameters() if u in mods else [params[u]])}
+        assert {n for n, p in m.named_parameters() if id(p) not in covered} == set(), name
+    vit = model("ViT")
+    r = sanity.randomised(vit, ["pos_embed"], seed=0)
+    assert not torch.equal(r.pos_embed, vit.pos_embed) and torch.equal(r.cls_token, vit.cls_token)
+    with pytest.raises(ValueError, match="named_parameters"):
+        sanity.randomised(vit, ["pos_embedding"], seed=0)
 
 
 def test_pareto_front_against_brute_force():
@@ -209,3 +215,28 @@ def test_explorer_draws_every_choice_it_offers():
         e.maps("ViT", 9)
     box = e.widget()
     assert len(box.children) == 2
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_each_map_stays_put_above_its_unit_and_moves_with_it(name):
+    m = model(name).eval()
+    order = sanity.randomisation_order(m)
+    trained = maps.module_maps(m, X, BOXES)
+    for key, (v, _) in trained.items():
+        unit = maps.map_unit(m, key)
+        k = order.index(unit)
+        if k:
+            above = maps.module_maps(sanity.randomised(m, order[:k], seed=1), X, BOXES)[key][0]
+            assert torch.equal(above, v), (key, unit)
+        moved = maps.module_maps(sanity.randomised(m, order[:k + 1], seed=1), X, BOXES)[key][0]
+        assert not torch.allclose(moved, v), (key, unit)
+    with pytest.raises(ValueError, match="name must be a map"):
+        maps.map_unit(m, "no such map")
+
+
+def test_map_unit_reads_block_and_module_numbers():
+    ran = arms.build_model({**SPECS["RAN"], "modules": [2, 1], "mask_depths": [2, 1]})
+    assert [maps.map_unit(ran, f"mask, module {k}") for k in (1, 2, 3)] == ["attn.0", "attn.0", "attn.1"]
+    deep = arms.build_model({**SPECS["CBAM"], "backbone": {"depths": [1, 2, 1]}})
+    assert maps.map_unit(deep, "gate, stage 2, block 2") == "stages.1.1"
+    assert set(maps.module_maps(deep, X, BOXES)) >= {"gate, stage 2, block 1", "gate, stage 2, block 2"}
